@@ -1,0 +1,39 @@
+# Marquee: `make demo` runs a whole chain on this machine, `make test` runs the suite.
+# Both create .venv and install what they need first (Debian packages too, when missing and root).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install system-deps test lint demo bench clean
+
+$(STAMP): pyproject.toml
+	sh deploy/debian-packages.sh python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[edge,hub,demo,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	sh deploy/debian-packages.sh test
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy protocol
+
+test: install system-deps lint
+	$(BIN)/pytest
+
+demo: install
+	sh deploy/debian-packages.sh demo
+	$(BIN)/python deploy/demo.py
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,31 @@
+"""GET /api/v1/stats/box-office: sums by site, film or day, read from the rollup table."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cloud.api.deps import ConnDep, CurrentUser
+from cloud.api.schemas import BoxOfficeOut
+from cloud.db.stats import GroupBy, box_office_by
+
+router = APIRouter(prefix="/stats", tags=["stats"])
+
+
+@router.get("/box-office", response_model=list[BoxOfficeOut])
+def box_office(
+    conn: ConnDep,
+    user: CurrentUser,
+    group_by: Annotated[GroupBy, Query(description="site, film or day (UTC)")],
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    date_from: Annotated[date | None, Query(description="first day included (UTC)")] = None,
+    date_to: Annotated[date | None, Query(description="last day included (UTC)")] = None,
+) -> list[BoxOfficeOut]:
+    """Tickets, revenue (minor units) and sales per key and currency, sorted by key."""
+    rows = box_office_by(conn, group_by=group_by, site=site, date_from=date_from, date_to=date_to)
+    return [
+        BoxOfficeOut(key=row.key, tickets=row.tickets, revenue=row.revenue, currency=row.currency, sales=row.sales)
+        for row in rows
+    ]

@@ -1,0 +1,42 @@
+"""INSERT ... ON CONFLICT for SQLite and PostgreSQL: the two backends share the syntax, not the class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the hub supports SQLite and PostgreSQL, not {name}")
+
+
+def insert_or_ignore(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> None:
+    """Insert one row unless its primary key exists already (safe against a concurrent insert)."""
+    conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing())
+
+
+def upsert_add(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    add: Sequence[str],
+) -> None:
+    """Insert rows, or add their `add` columns onto the existing row with the same `key`."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={column: table.c[column] + stmt.excluded[column] for column in add},
+    )
+    conn.execute(stmt, list(rows))

@@ -1,0 +1,93 @@
+"""Engine set-up for SQLite and PostgreSQL, and programmatic Alembic migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from cloud.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# An arbitrary constant: every hub process migrating one PostgreSQL database takes this lock first.
+_MIGRATION_LOCK_KEY = 0x4D415251
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets the API read while ingest writes; FULL because an ack promises the commit is durable.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Several writers (two hub processes, or ingest and the CLI) wait instead of failing at once.
+        cursor.execute("PRAGMA busy_timeout=10000")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An Engine for `url` (sqlite:///... or postgresql+psycopg://...), configured for the hub."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"invalid database_url: {exc}") from exc
+    if parsed.get_backend_name() == "postgresql":
+        # Connections die when PostgreSQL restarts; check on checkout rather than fail the next batch.
+        kwargs.setdefault("pool_pre_ping", True)
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise ConfigError(f"cannot use database_url {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    """An Alembic Config without alembic.ini, so migrations run from an installed package too."""
+    config = Config(attributes={"connection": connection})
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database schema up to the newest migration; StoreError when the database fails."""
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several hub processes may start together; only one may create the tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            command.upgrade(alembic_config(conn), "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate {describe(engine)}: {_first_line(exc)}") from exc
+    log.info("database %s is at the newest schema", describe(engine))
+
+
+def database_ok(engine: sa.Engine) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+def describe(engine: sa.Engine) -> str:
+    """The engine's URL with any password hidden, for logs and error messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,97 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations in `migrations/versions` create the same shape."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cloud.db.types import BigId, JsonDoc, UtcDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ROLES = ("admin", "analyst", "site_manager")
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("first_seen", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.site_id"), nullable=False, index=True),
+    # Highest seq held with every lower seq held too: what the next ack reports.
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_hash", sa.String(64), nullable=True),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("online", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", JsonDoc, nullable=True),
+    sa.Column("status_at", UtcDateTime, nullable=True),
+    sa.Column("chain_broken_at", UtcDateTime, nullable=True),
+    sa.Column("chain_error", sa.String(500), nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("clock_ok", sa.Boolean, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    # The whole event as received, unknown fields included, so a later hub can re-read what it skipped.
+    sa.Column("body", JsonDoc, nullable=False),
+)
+
+box_office = sa.Table(
+    "box_office",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    # '' rather than NULL: NULLs never conflict in a primary key or an ON CONFLICT target.
+    sa.Column("film", sa.String(120), primary_key=True),
+    sa.Column("hall", sa.String(32), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("tickets", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("ticket_revenue", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("concession_revenue", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sales", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("ix_box_office_day", "day"),
+)
+
+ingest_rejects = sa.Table(
+    "ingest_rejects",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("received_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("device_id", sa.String(64), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("role IN ('admin', 'analyst', 'site_manager')", name="role"),
+)

@@ -1,0 +1,33 @@
+"""Errors raised by the hub (the `cloud` package).
+
+    HubError
+    ├── ConfigError    settings that cannot be loaded or contradict each other
+    ├── StoreError     the database refused or could not be reached
+    ├── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
+    └── AuthError      credentials that do not match a user
+
+Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
+talks to the library, with `raise ... from exc`, so callers handle one tree.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base class of every error the hub raises."""
+
+
+class ConfigError(HubError):
+    """Settings that cannot be loaded or contradict each other."""
+
+
+class StoreError(HubError):
+    """The database refused a statement or could not be reached."""
+
+
+class IngestError(HubError):
+    """A message that cannot be ingested as it stands."""
+
+
+class AuthError(HubError):
+    """Credentials that do not match a user."""

@@ -1,0 +1,1 @@
+"""Ingest: MQTT in, hash chain verified, events stored idempotently with their rollups, ack out."""

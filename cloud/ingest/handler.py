@@ -1,0 +1,178 @@
+"""One MQTT message in, database transaction, ack out: everything the worker does except MQTT itself."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from cloud.db import ingest as db
+from cloud.db.sites import apply_status
+from cloud.errors import StoreError
+from cloud.ingest.counters import IngestCounters, Throttle
+from cloud.ingest.store import IngestResult, store_batch
+from protocol.codec import decode, encode
+from protocol.errors import MalformedMessage, TopicError
+from protocol.messages import DeviceStatus, EventBatch
+from protocol.topics import TopicRef, device_topic, parse_topic
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], bool]
+"""Publishes an ack at QoS 1; True when it was handed to the client."""
+T = TypeVar("T")
+
+_ATTEMPTS = 3  # a deadlock or a locked SQLite file is worth a retry; a dead database is not worth more
+
+
+class MessageHandler:
+    """Decodes, stores and acks one message at a time; never raises for a bad message or a down database."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        publish: Publish,
+        *,
+        counters: IngestCounters | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._publish = publish
+        self.counters = counters or IngestCounters()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._malformed_log = Throttle(log)
+        self._reject_log = Throttle(log)
+        self._db_ok = True
+
+    def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        """Process one message received on `topic`."""
+        received_at = self._clock()
+        try:
+            ref = parse_topic(topic)
+        except TopicError as exc:
+            self._malformed(topic, None, str(exc), received_at)
+            return
+        if ref.kind == "events":
+            self._on_events(topic, ref, payload, received_at)
+        elif ref.kind == "status":
+            self._on_status(topic, ref, payload, received_at, retained)
+
+    def _on_events(self, topic: str, ref: TopicRef, payload: bytes, received_at: datetime) -> None:
+        assert ref.site_id is not None and ref.device_id is not None  # parse_topic guarantees it for events
+        self.counters.received += 1
+        try:
+            batch = decode(EventBatch, payload)
+        except MalformedMessage as exc:
+            self._malformed(topic, ref.device_id, str(exc), received_at)
+            return
+        if batch.device_id != ref.device_id:
+            self._malformed(topic, ref.device_id, f"batch of device {batch.device_id!r} on this topic", received_at)
+            return
+        site_id = ref.site_id
+        try:
+            result = self._transaction(
+                lambda conn: store_batch(conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic)
+            )
+        except StoreError:
+            return  # no ack: the box keeps the events and resends them
+        self._count(result, topic)
+        if self._publish(device_topic(ref.site_id, ref.device_id, "ack"), encode(result.ack)):
+            self.counters.acks_sent += 1
+
+    def _count(self, result: IngestResult, topic: str) -> None:
+        counters = self.counters
+        counters.stored += result.stored
+        counters.duplicates += result.duplicates
+        counters.gaps += int(result.gap)
+        counters.chain_breaks += int(result.chain_broken)
+        if result.rejected:
+            counters.rejected += 1
+            self._reject_log.warning("refused a batch on %s: %s", topic, result.rejected)
+        if result.chain_broken:
+            log.warning("hash chain broken on %s after seq %d", topic, result.ack.acked_seq)
+
+    def _on_status(
+        self, topic: str, ref: TopicRef, payload: bytes, received_at: datetime, retained: bool
+    ) -> None:
+        assert ref.site_id is not None and ref.device_id is not None
+        if not payload:
+            return  # an empty retained message only clears the topic
+        try:
+            status = decode(DeviceStatus, payload)
+        except MalformedMessage as exc:
+            self._malformed(topic, ref.device_id, str(exc), received_at)
+            return
+        if (status.site_id, status.device_id) != (ref.site_id, ref.device_id):
+            self._malformed(topic, ref.device_id, "status names another site or device", received_at)
+            return
+        self.counters.statuses += 1
+        seen_at: datetime | None = received_at
+        if not status.online:
+            seen_at = None  # the broker's last will: nobody spoke
+        elif retained:
+            # A retained heartbeat may be hours old: trust its own stamp, never a future one.
+            seen_at = min(status.sent_at, received_at) if status.sent_at else None
+        site_id, device_id = ref.site_id, ref.device_id
+        body = status.model_dump(mode="json", by_alias=True)
+        try:
+            reason = self._transaction(
+                lambda conn: apply_status(
+                    conn, site_id=site_id, device_id=device_id, online=status.online, status=body,
+                    received_at=received_at, seen_at=seen_at,
+                )
+            )
+        except StoreError:
+            return
+        if reason is not None:
+            self.counters.rejected += 1
+            self._reject_log.warning("refused a status on %s: %s", topic, reason)
+            self._try_record(topic, device_id, reason, f"status for a device of another site on {topic}", received_at)
+
+    def _malformed(self, topic: str, device_id: str | None, reason: str, received_at: datetime) -> None:
+        self.counters.malformed += 1
+        self._malformed_log.warning("malformed message on %s: %s", topic[:120], reason)
+        self._try_record(topic, device_id, "malformed", reason, received_at)
+
+    def _try_record(
+        self, topic: str, device_id: str | None, reason: str, detail: str, received_at: datetime
+    ) -> None:
+        try:
+            self._transaction(
+                lambda conn: db.record_reject(
+                    conn, received_at=received_at, topic=topic, device_id=device_id, reason=reason, detail=detail
+                )
+            )
+        except StoreError:
+            pass  # already counted and logged as a store failure
+
+    def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run `work` in one committed transaction, retrying transient failures; StoreError otherwise."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as conn:
+                    result = work(conn)
+            except OperationalError as exc:
+                if attempt < _ATTEMPTS:
+                    time.sleep(0.05 * attempt)
+                    continue
+                self._store_failed(exc)
+                raise StoreError(str(exc.orig or exc).strip()[:200]) from exc
+            except SQLAlchemyError as exc:
+                self._store_failed(exc)
+                raise StoreError(str(exc).strip()[:200]) from exc
+            if not self._db_ok:
+                log.info("database is reachable again; ingest resumed")
+                self._db_ok = True
+            return result
+        raise AssertionError("unreachable")
+
+    def _store_failed(self, exc: SQLAlchemyError) -> None:
+        self.counters.store_failures += 1
+        if self._db_ok:
+            log.warning("database unavailable, ingest paused (no acks until it returns)", exc_info=exc)
+            self._db_ok = False

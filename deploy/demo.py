@@ -1,0 +1,221 @@
+"""`make demo`: a whole chain on this machine — a broker, the hub, and three sites with virtual devices.
+
+Each site is a real `marquee-edge run` process reading pseudo-terminals that `marquee-edge simulate`
+plays as card readers and POS terminals. Ctrl-C stops everything and leaves no process behind.
+Run with the project's venv: .venv/bin/python deploy/demo.py [--http-port 8000] [--exit-when-ready]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SITES = [("riverside", 2), ("old-town", 2), ("harbour", 1)]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}; see its log in .demo/")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+class Demo:
+    def __init__(self, workdir: Path, http_port: int) -> None:
+        self.workdir = workdir
+        self.http_port = http_port
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True, cwd=self.workdir,
+        )
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        # Edges first (they say offline to the hub), then the hub, then the broker.
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def start_broker(self) -> tuple[int, str]:
+        port = free_port()
+        mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+        if mosquitto:
+            conf = self.workdir / "mosquitto.conf"
+            conf.write_text(
+                f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+                "max_queued_messages 100000\npersistence false\n"
+            )
+            proc = self.spawn("broker", [mosquitto, "-c", str(conf)])
+            wait_port(port, 10, proc, "mosquitto")
+            return port, "5"
+        say("mosquitto not found: using the embedded broker (amqtt, MQTT 3.1.1)")
+        conf = self.workdir / "amqtt.yaml"
+        conf.write_text(
+            "listeners:\n  default:\n    type: tcp\n"
+            f"    bind: 127.0.0.1:{port}\n"
+            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        )
+        proc = self.spawn("broker", [str(BIN / "amqtt"), "-c", str(conf)])
+        wait_port(port, 20, proc, "amqtt")
+        return port, "3.1.1"
+
+    def start_hub(self, mqtt_port: int, protocol: str) -> tuple[str, str]:
+        env = {
+            "MARQUEE_HUB_DATABASE_URL": f"sqlite:///{self.workdir / 'hub.db'}",
+            "MARQUEE_HUB_MQTT_PORT": str(mqtt_port),
+            "MARQUEE_HUB_MQTT_PROTOCOL": protocol,
+            "MARQUEE_HUB_HTTP_PORT": str(self.http_port),
+        }
+        if protocol != "5":
+            env["MARQUEE_HUB_MQTT_SHARED_GROUP"] = ""
+        hub = str(BIN / "marquee-hub")
+        subprocess.run([hub, "migrate"], env={**os.environ, **env}, check=True, cwd=self.workdir,
+                       stdout=subprocess.DEVNULL)
+        password = secrets.token_urlsafe(12)
+        subprocess.run([hub, "user", "add", "admin", "--role", "admin", "--password-stdin"],
+                       input=password.encode(), env={**os.environ, **env}, check=True, cwd=self.workdir,
+                       stdout=subprocess.DEVNULL)
+        proc = self.spawn("hub", [hub, "serve"], env)
+        wait_port(self.http_port, 30, proc, "the hub")
+        return "admin", password
+
+    def start_sites(self, mqtt_port: int, protocol: str) -> None:
+        pepper = secrets.token_hex(16)
+        for index, (site, tills) in enumerate(SITES, start=1):
+            site_dir = self.workdir / "sites" / site
+            (site_dir / "dev").mkdir(parents=True)
+            till_blocks = "".join(
+                f'\n[[tills]]\ntill_id = "t{n}"\npos_port = "{site_dir}/dev/pos-t{n}"\n'
+                f'card_port = "{site_dir}/dev/card-t{n}"\n'
+                for n in range(1, tills + 1)
+            )
+            config = site_dir / "edge.toml"
+            config.write_text(
+                f'site_id = "{site}"\ndevice_id = "{site}-box1"\ndata_dir = "{site_dir / "data"}"\n'
+                f'pepper = "{pepper}"\ndemo = true\n\n[mqtt]\nport = {mqtt_port}\nprotocol = "{protocol}"\n'
+                f"\n[sync]\nheartbeat_s = 5\n{till_blocks}"
+            )
+            edge = str(BIN / "marquee-edge")
+            self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index),
+                                            "--sales-per-minute", "40"])
+            self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])
+
+    def wait_for_sales(self, login: tuple[str, str], timeout: float) -> list[dict[str, object]]:
+        url = f"http://127.0.0.1:{self.http_port}/api/v1/stats/box-office?group_by=site"
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        deadline = time.monotonic() + timeout
+        rows: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited with code {proc.returncode}; see .demo/{name}.log")
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    rows = json.load(response)
+            except (urllib.error.URLError, OSError, ValueError):
+                rows = []
+            if len({row["key"] for row in rows}) >= len(SITES):
+                return rows
+            time.sleep(0.5)
+        raise SystemExit(f"sales from {len(SITES)} sites did not reach the hub within {timeout:.0f}s")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--exit-when-ready", action="store_true", help="stop once every site's sales show")
+    args = parser.parse_args()
+    if not port_free(args.http_port):
+        raise SystemExit(f"port {args.http_port} is in use; stop what uses it or pass --http-port")
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    args.workdir.mkdir(parents=True)
+    demo = Demo(args.workdir, args.http_port)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    try:
+        mqtt_port, protocol = demo.start_broker()
+        login = demo.start_hub(mqtt_port, protocol)
+        demo.start_sites(mqtt_port, protocol)
+        rows = demo.wait_for_sales(login, timeout=60)
+        say("")
+        say(f"Marquee demo is running: {len(SITES)} sites, broker on 127.0.0.1:{mqtt_port} (MQTT {protocol})")
+        say(f"  Dashboard: http://127.0.0.1:{args.http_port}/")
+        say(f"  API:       http://127.0.0.1:{args.http_port}/docs")
+        say(f"  Login:     {login[0]} / {login[1]}")
+        for row in rows:
+            say(f"  {row['key']}: {row['sales']} sales, {row['tickets']} tickets so far")
+        say(f"  Ready in {time.monotonic() - started:.1f}s. Logs and data in {args.workdir}. Ctrl-C stops it all.")
+        if not args.exit_when_ready:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        say("\nstopping...")
+    finally:
+        demo.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The composition: wires the tills' serial lines, the decision, the journal and the uplink together.
+
+Each sale is answered only after its event is durably committed; if that cannot happen in time the
+POS sells without loyalty (fail open for sales).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from edge import __version__
+from edge.clock import clock_synchronised
+from edge.decide import decide_sale
+from edge.devices.pos import (
+    NAK,
+    PosControl,
+    PosFrame,
+    PosFrameParser,
+    SaleAnswer,
+    SaleItem,
+    SaleRequest,
+    encode_answer,
+    mask_card_id,
+)
+from edge.devices.pos import parse_request as parse_pos_request
+from edge.devices.rdm6300 import CardRead, Debouncer, Rdm6300Parser
+from edge.devices.serial_line import SerialLine
+from edge.errors import FrameError, PosRequestError, StoreError
+from edge.settings import EdgeSettings, TillSettings
+from edge.store.crypto import card_token
+from edge.store.journal import Journal
+from edge.sync.uplink import Uplink
+from protocol.events import LineItem, SaleRecorded
+from protocol.ids import uuid7
+from protocol.loyalty import EarningRule
+from protocol.messages import DeviceStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _PendingCard:
+    token: str
+    masked: str
+    expires: float
+
+
+@dataclass
+class _Till:
+    settings: TillSettings
+    pos: SerialLine | None = None
+    card: SerialLine | None = None
+    debouncer: Debouncer = field(default_factory=Debouncer)
+    pending: _PendingCard | None = None
+
+
+def _line_item(item: SaleItem) -> LineItem:
+    return LineItem(kind=item.kind, sku=item.sku, description=item.description, film=item.film, hall=item.hall,
+                    showtime=item.showtime, quantity=item.qty, unit_price=item.price)
+
+
+class Agent:
+    """One site box: `start()`, then `stop()`; `handle_sale` is the decision path, callable directly."""
+
+    def __init__(self, settings: EdgeSettings, *, journal: Journal, pepper: bytes) -> None:
+        self.settings = settings
+        self.journal = journal
+        self._pepper = pepper
+        self._rule = EarningRule(
+            rule_id=settings.loyalty.rule_id, ticket_basis_points=settings.loyalty.ticket_basis_points
+        )
+        self._lock = threading.Lock()
+        self._clock_ok = clock_synchronised()
+        self._clock_checked = time.monotonic()
+        self.counters: dict[str, int] = {
+            "sales": 0,
+            "sales_repeated": 0,
+            "sales_rejected": 0,
+            "sales_failed_open": 0,
+            "cards": 0,
+            "naks": 0,
+        }
+        self.last_decision_ms = 0.0
+        self._tills = {till.till_id: _Till(settings=till) for till in settings.tills}
+        self.uplink = Uplink(settings=settings, journal=journal, status=self.status)
+
+    def start(self) -> None:
+        """Open every till's lines and start syncing."""
+        for till in self._tills.values():
+            cfg = till.settings
+            till.pos = SerialLine(
+                name=f"{cfg.till_id}-pos",
+                url=cfg.pos_port,
+                baudrate=cfg.pos_baudrate,
+                parser_factory=PosFrameParser,
+                on_item=self._pos_item_handler(till),
+            )
+            till.pos.start()
+            if cfg.card_port:
+                till.card = SerialLine(
+                    name=f"{cfg.till_id}-card",
+                    url=cfg.card_port,
+                    baudrate=cfg.card_baudrate,
+                    parser_factory=Rdm6300Parser,
+                    on_item=self._card_item_handler(till),
+                )
+                till.card.start()
+        self.uplink.start()
+        log.info("site %s box %s running with %d till(s)", self.settings.site_id, self.settings.device_id,
+                 len(self._tills))
+
+    def stop(self) -> None:
+        """Close the lines, say offline to the hub, close the journal."""
+        for till in self._tills.values():
+            for line in (till.pos, till.card):
+                if line is not None:
+                    line.stop()
+        self.uplink.stop()
+        self.journal.close()
+
+    def _card_item_handler(self, till: _Till) -> Callable[[SerialLine, object], None]:
+        def handle(line: SerialLine, item: object) -> None:
+            if isinstance(item, CardRead):
+                self.present_card(till.settings.till_id, item.card_id, reader_kind="rfid")
+
+        return handle
+
+    def _pos_item_handler(self, till: _Till) -> Callable[[SerialLine, object], None]:
+        def handle(line: SerialLine, item: object) -> None:
+            if isinstance(item, PosFrame):
+                line.write(self.handle_sale(till.settings.till_id, item.payload))
+            elif isinstance(item, FrameError):
+                # A damaged frame: ask the POS to send it again rather than guess.
+                self.counters["naks"] += 1
+                line.write(bytes([NAK]))
+            elif isinstance(item, PosControl):
+                pass
+
+        return handle
+
+    def present_card(self, till_id: str, card_id: str, *, reader_kind: str, now: float | None = None) -> bool:
+        """A card was read at a till: remember its token for that till's next sale. False for a repeat."""
+        till = self._tills[till_id]
+        now = time.monotonic() if now is None else now
+        if not till.debouncer.accept(card_id, now):
+            return False
+        token = card_token(self._pepper, reader_kind, card_id)
+        till.pending = _PendingCard(token, mask_card_id(card_id), now + till.settings.card_hold_s)
+        self.counters["cards"] += 1
+        log.debug("card %s presented at till %s", till.pending.masked, till_id)
+        return True
+
+    def handle_sale(self, till_id: str, payload: bytes, *, now: float | None = None) -> bytes:
+        """Decide, journal and answer one POS request; returns the answer frame for the POS line.
+
+        `now` is the monotonic time (a test may give its own, as for `present_card`).
+        """
+        started = time.perf_counter()
+        try:
+            request = parse_pos_request(payload)
+        except PosRequestError as exc:
+            self.counters["sales_rejected"] += 1
+            log.warning("till %s sent a request we cannot use: %s", till_id, exc)
+            return encode_answer(SaleAnswer(sale_id="", status="rejected", message=str(exc)[:200]))
+        try:
+            answer = self._record_sale(till_id, request, time.monotonic() if now is None else now)
+        except (StoreError, ValueError) as exc:
+            # Fail open: the till sells without loyalty rather than wait on a broken store.
+            self.counters["sales_failed_open"] += 1
+            log.error("sale %s at till %s not recorded, answered without loyalty: %s", request.sale_id,
+                      till_id, exc)
+            answer = SaleAnswer(sale_id=request.sale_id, status="error",
+                                loyalty={"status": "unavailable", "points": 0, "balance": None}, card=None,
+                                message="loyalty unavailable")
+        self.last_decision_ms = (time.perf_counter() - started) * 1000
+        return encode_answer(answer)
+
+    def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
+        till = self._tills[till_id]
+        items = [_line_item(item) for item in request.items]
+        with self._lock:
+            pending = till.pending if till.pending and till.pending.expires > now_mono else None
+            sale_key = f"{till_id}:{request.sale_id}"
+            with self.journal.transaction() as tx:
+                existing = tx.find_sale(sale_key)
+                if existing is not None:
+                    self.counters["sales_repeated"] += 1
+                    sale = SaleRecorded.model_validate(existing.payload)
+                    masked = None
+                else:
+                    token = pending.token if pending else None
+                    sale = decide_sale(
+                        rule=self._rule,
+                        site_id=self.settings.site_id,
+                        till_id=till_id,
+                        cashier_id=request.cashier,
+                        sale_id=request.sale_id,
+                        currency=request.currency,
+                        items=items,
+                        card_token=token,
+                        balance_before=tx.balance(token) if token else 0,
+                    )
+                    tx.append(
+                        type=SaleRecorded.event_type,
+                        payload=sale.model_dump(mode="json"),
+                        event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
+                        occurred_at=datetime.now(UTC),
+                        clock_ok=self._clock_state(),
+                        sale_key=sale_key,
+                    )
+                    if token:
+                        tx.add_points(token, sale.loyalty.points_earned)
+                    masked = pending.masked if pending else None
+            if existing is None:
+                till.pending = None
+                self.counters["sales"] += 1
+        self.uplink.notify()
+        loyalty = sale.loyalty
+        return SaleAnswer(
+            sale_id=sale.sale_id,
+            status="ok",
+            loyalty={"status": loyalty.status, "points": loyalty.points_earned, "balance": loyalty.balance},
+            card=masked,
+            message=None,
+        )
+
+    def _clock_state(self) -> bool:
+        if time.monotonic() - self._clock_checked > 60:
+            self._clock_ok = clock_synchronised()
+            self._clock_checked = time.monotonic()
+        return self._clock_ok
+
+    def status(self, online: bool) -> DeviceStatus:
+        """The heartbeat the uplink publishes (retained), and the last will when `online` is False."""
+        stats = self.journal.stats()
+        peripherals: dict[str, str] = {}
+        for till in self._tills.values():
+            for line in (till.pos, till.card):
+                if line is not None:
+                    peripherals[line.name] = line.state
+        try:
+            disk_free: int | None = shutil.disk_usage(self.settings.data_dir).free
+        except OSError:
+            disk_free = None
+        return DeviceStatus(
+            site_id=self.settings.site_id,
+            device_id=self.settings.device_id,
+            online=online,
+            sent_at=datetime.now(UTC),
+            clock_ok=self._clock_ok,
+            version=__version__,
+            last_seq=stats.last_seq,
+            acked_seq=stats.acked_seq,
+            backlog=stats.backlog,
+            disk_free_bytes=disk_free,
+            peripherals=peripherals,
+            counters=dict(self.counters),
+        )

@@ -1,0 +1,261 @@
+"""The POS line protocol: STX payload ETX LRC frames (PP791 style) carrying JSON sale requests and answers.
+
+Pure and incremental. The vendor-facing description, with worked examples, is docs/pos-protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from edge.errors import FrameError, PosRequestError
+
+STX = 0x02
+ETX = 0x03
+ACK = 0x06
+NAK = 0x15
+MAX_PAYLOAD = 4096
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+SALE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+# ---------------------------------------------------------------- framing
+
+
+@dataclass(frozen=True, slots=True)
+class PosFrame:
+    """A frame whose LRC checked out; `payload` is the bytes between STX and ETX."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PosControl:
+    """A bare ACK (0x06) or NAK (0x15) seen between frames."""
+
+    byte: int
+
+    @property
+    def is_nak(self) -> bool:
+        return self.byte == NAK
+
+
+def lrc(data: bytes) -> int:
+    """XOR of `data`; for a frame, pass payload + ETX."""
+    value = 0
+    for byte in data:
+        value ^= byte
+    return value
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """STX + payload + ETX + LRC; ValueError for a payload the protocol does not allow."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    if any(byte < 0x20 for byte in payload):
+        raise ValueError("payload contains a control byte (below 0x20)")
+    body = payload + bytes([ETX])
+    return bytes([STX]) + body + bytes([lrc(body)])
+
+
+class PosFrameParser:
+    """Bytes in, `PosFrame`s, `PosControl`s and `FrameError`s out; never raises, holds at most 4096 bytes."""
+
+    _IDLE, _PAYLOAD, _LRC = range(3)
+
+    def __init__(self) -> None:
+        self._state = self._IDLE
+        self._payload = bytearray()
+        # True while discarding bytes whose fault was already reported (one error per bad run).
+        self._skipping = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for a frame not yet complete (bounded by MAX_PAYLOAD)."""
+        return len(self._payload)
+
+    def feed(self, data: bytes) -> list[PosFrame | FrameError | PosControl]:
+        """Consume `data` and return what it completed, in order."""
+        out: list[PosFrame | FrameError | PosControl] = []
+        for byte in data:
+            if self._state == self._LRC:
+                # Any value is a valid LRC, STX included, so this check comes first.
+                body = bytes(self._payload) + bytes([ETX])
+                if lrc(body) == byte:
+                    out.append(PosFrame(bytes(self._payload)))
+                else:
+                    out.append(FrameError("checksum", f"LRC 0x{byte:02X}, computed 0x{lrc(body):02X}"))
+                self._reset(skip=False)
+            elif byte == STX:
+                if self._state == self._PAYLOAD:
+                    out.append(FrameError("truncated", f"STX after {len(self._payload)} payload bytes"))
+                self._reset(skip=False)
+                self._state = self._PAYLOAD
+            elif self._state == self._IDLE:
+                if byte in (ACK, NAK):
+                    out.append(PosControl(byte))
+                    self._skipping = False
+                elif not self._skipping:
+                    out.append(FrameError("garbage", "bytes outside a frame"))
+                    self._skipping = True
+            elif byte == ETX:
+                self._state = self._LRC
+            elif byte < 0x20:
+                out.append(FrameError("format", f"control byte 0x{byte:02X} in payload"))
+                self._reset(skip=True)
+            elif len(self._payload) >= MAX_PAYLOAD:
+                out.append(FrameError("length", f"payload longer than {MAX_PAYLOAD} bytes"))
+                self._reset(skip=True)
+            else:
+                self._payload.append(byte)
+        return out
+
+    def _reset(self, *, skip: bool) -> None:
+        self._payload.clear()
+        self._state = self._IDLE
+        self._skipping = skip
+
+
+# ---------------------------------------------------------------- messages
+
+IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120)]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+Price = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]  # minor units
+Qty = Annotated[int, Field(strict=True, ge=1, le=999)]
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored so a POS that sends more than we read still gets an answer.
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+
+
+class SaleItem(_Message):
+    """One line of a sale: a ticket (film, hall, showtime required) or a concession (description required)."""
+
+    kind: Literal["ticket", "concession"]
+    sku: Sku
+    qty: Qty
+    price: Price  # unit price
+    film: ShortText | None = None
+    hall: IdStr | None = None
+    showtime: datetime | None = None
+    description: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> SaleItem:
+        if self.kind == "ticket":
+            missing = [name for name in ("film", "hall", "showtime") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a ticket needs {', '.join(missing)}")
+            if self.showtime is not None and self.showtime.tzinfo is None:
+                raise ValueError("showtime needs a time zone (use UTC, ending in Z)")
+        elif self.description is None:
+            raise ValueError("a concession needs a description")
+        return self
+
+
+class SaleRequest(_Message):
+    """What the till sends when a sale is about to complete; prices are unit prices in minor units."""
+
+    type: Literal["sale"] = "sale"
+    sale_id: Annotated[str, StringConstraints(pattern=SALE_ID_PATTERN)]
+    till: IdStr
+    cashier: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    items: Annotated[list[SaleItem], Field(min_length=1, max_length=200)]
+
+    @property
+    def total(self) -> int:
+        """Sum of qty * price over the items, in minor units."""
+        return sum(item.qty * item.price for item in self.items)
+
+
+class Loyalty(_Message):
+    """The loyalty part of an answer: points earned by this sale and the balance after it."""
+
+    status: Literal["earned", "no_card", "unavailable"]
+    points: int = 0
+    balance: int | None = None
+
+
+def mask_card_id(card_id: str) -> str:
+    """The id with all but its last 4 characters replaced by `*` (fully masked when 4 or shorter)."""
+    if len(card_id) <= 4:
+        return "*" * len(card_id)
+    return "*" * (len(card_id) - 4) + card_id[-4:]
+
+
+class SaleAnswer(_Message):
+    """What the box answers to a sale; `card` is always masked."""
+
+    type: Literal["answer"] = "answer"
+    sale_id: Annotated[str, StringConstraints(max_length=64)] | None  # None: the request had no usable id
+    status: Literal["ok", "rejected", "error"]
+    loyalty: Loyalty | None = None
+    card: str | None = None
+    message: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    @field_validator("card")
+    @classmethod
+    def _masked(cls, value: str | None) -> str | None:
+        # Masking here means no code path can put a full card id on the POS line (or its logs).
+        return None if value is None else mask_card_id(value)
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def parse_request(payload: bytes) -> SaleRequest:
+    """Validate a frame's payload as a SaleRequest; PosRequestError with a short reason otherwise."""
+    if len(payload) > MAX_PAYLOAD:
+        raise PosRequestError(f"request of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PosRequestError("request is not UTF-8") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise PosRequestError("request is not JSON") from exc
+    if not isinstance(document, dict):
+        raise PosRequestError("request is not a JSON object")
+    if document.get("type") != "sale":
+        raise PosRequestError(f"unknown request type {str(document.get('type'))[:20]!r}")
+    try:
+        return SaleRequest.model_validate(document)
+    except ValidationError as exc:
+        raise PosRequestError(_reason(exc)) from exc
+
+
+def encode_request(request: SaleRequest) -> bytes:
+    """A full frame carrying `request` (what a till sends)."""
+    return encode_frame(request.model_dump_json(exclude_none=True).encode("utf-8"))
+
+
+def encode_answer(answer: SaleAnswer) -> bytes:
+    """A full frame carrying `answer` (what the box sends back)."""
+    return encode_frame(answer.model_dump_json().encode("utf-8"))
+
+
+def parse_answer(payload: bytes) -> SaleAnswer:
+    """Validate a frame's payload as a SaleAnswer (the till's side); PosRequestError otherwise."""
+    try:
+        return SaleAnswer.model_validate_json(payload)
+    except ValidationError as exc:
+        raise PosRequestError(_reason(exc)) from exc

@@ -1,0 +1,56 @@
+"""Errors raised by the edge agent.
+
+    EdgeError
+    ├── ConfigError        the configuration file or environment is unusable
+    ├── DeviceError        a serial device cannot be opened, read or written
+    │   └── FrameError     bytes on a line that do not form a valid frame (reported, never fatal)
+    ├── PosRequestError    a well-framed POS message whose content is not a valid request
+    ├── StoreError         the journal or its keys cannot be read or written
+    │   └── KeyFileError   the device master key is missing, unreadable or malformed
+    └── SyncError          the MQTT link cannot be set up
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class of every error the edge agent raises."""
+
+
+class ConfigError(EdgeError):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+class DeviceError(EdgeError):
+    """A serial device failed (opening, reading or writing)."""
+
+
+class FrameError(DeviceError):
+    """Bytes that do not form a valid frame; `kind` names the fault (checksum, length, garbage, ...)."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FrameError) and (self.kind, self.detail) == (other.kind, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.detail))
+
+
+class PosRequestError(EdgeError):
+    """A POS frame arrived intact but its content is not a request we understand."""
+
+
+class StoreError(EdgeError):
+    """The journal or its keys failed."""
+
+
+class KeyFileError(StoreError):
+    """The device master key file is missing, unreadable or malformed."""
+
+
+class SyncError(EdgeError):
+    """The MQTT link failed to set up."""

@@ -1,0 +1,188 @@
+"""The uplink: publishes unacknowledged journal rows in batches and advances only on the hub's ack.
+
+At-least-once on the wire: anything in flight when the link drops, or not acked within the timeout,
+is published again from the last ack. A broker PUBACK is not an ack; only the hub's `.../ack` message is.
+Memory stays bounded: at most `window_batches` batches are in flight and one batch is read at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.errors import StoreError
+from edge.settings import EdgeSettings
+from edge.store.journal import Journal
+from edge.sync.mqtt import make_client
+from protocol.codec import decode, encode
+from protocol.errors import MalformedMessage
+from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.topics import device_topic
+
+log = logging.getLogger(__name__)
+StatusProvider = Callable[[bool], DeviceStatus]
+
+
+class Uplink:
+    """Keeps the hub up to date with the journal; `notify()` after each write wakes it."""
+
+    def __init__(self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider) -> None:
+        self._settings = settings
+        self._journal = journal
+        self._status = status
+        self._site, self._device = settings.site_id, settings.device_id
+        self._events_topic = device_topic(self._site, self._device, "events")
+        self._ack_topic = device_topic(self._site, self._device, "ack")
+        self._status_topic = device_topic(self._site, self._device, "status")
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._acked = journal.stats().acked_seq
+        self._next_seq = self._acked + 1
+        self._deadline = 0.0
+        self._connected = False
+        self._thread: threading.Thread | None = None
+        self.counters: dict[str, int] = {
+            "batches_sent": 0,
+            "events_sent": 0,
+            "acks": 0,
+            "resends": 0,
+            "bad_acks": 0,
+            "connects": 0,
+        }
+        self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}")
+        self._client.will_set(self._status_topic, encode(status(False)), qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked
+
+    def start(self) -> None:
+        """Connect in the background (retrying forever) and start the sender thread."""
+        mq = self._settings.mqtt
+        self._client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A new event is in the journal."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say offline (retained), disconnect and join the threads."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._connected:
+            info = self._client.publish(self._status_topic, encode(self._status(False)), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=min(timeout, 2.0))
+            except (RuntimeError, ValueError):
+                log.debug("offline status not confirmed before disconnect")
+        self._connected = False  # a stop we asked for is not a lost broker
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # paho callbacks run on paho's network thread.
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        client.subscribe(self._ack_topic, qos=1)
+        client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
+        with self._lock:
+            self._connected = True
+            self._next_seq = self._acked + 1  # whatever was in flight may be lost: start again from the ack
+            self._deadline = 0.0
+            self.counters["connects"] += 1
+        log.info("connected to broker %s:%s", self._settings.mqtt.host, self._settings.mqtt.port)
+        self._wake.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        if self._connected:
+            log.warning("lost the broker (%s); keeping events until it returns", reason_code)
+        self._connected = False
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = decode(Ack, message.payload)
+        except MalformedMessage as exc:
+            self.counters["bad_acks"] += 1
+            log.warning("ignored a malformed ack: %s", exc)
+            return
+        if ack.device_id != self._device:
+            self.counters["bad_acks"] += 1
+            return
+        try:
+            held = self._journal.mark_acked(ack.acked_seq)
+        except StoreError:
+            log.exception("could not record the hub's ack")
+            return
+        with self._lock:
+            if held > self._acked:
+                self._deadline = time.monotonic() + self._settings.sync.ack_timeout_s
+            self._acked = held
+            self._next_seq = max(self._next_seq, held + 1)
+            if ack.resend_from is not None:
+                self._next_seq = max(held + 1, min(self._next_seq, ack.resend_from))
+            self.counters["acks"] += 1
+        if ack.error:
+            log.error("hub refused events after seq %d: %s", held, ack.error)
+        self._wake.set()
+
+    def _run(self) -> None:
+        heartbeat_due = time.monotonic() + self._settings.sync.heartbeat_s
+        while not self._stopping.is_set():
+            try:
+                if self._connected:
+                    self._send_due()
+                if time.monotonic() >= heartbeat_due:
+                    heartbeat_due = time.monotonic() + self._settings.sync.heartbeat_s
+                    if self._connected:
+                        self._client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
+            except Exception:
+                log.exception("uplink loop failed; retrying")
+            self._wake.wait(timeout=min(1.0, self._settings.sync.ack_timeout_s / 2))
+            self._wake.clear()
+
+    def _send_due(self) -> None:
+        cfg = self._settings.sync
+        limit = cfg.batch_max_events * cfg.window_batches
+        now = time.monotonic()
+        with self._lock:
+            if self._next_seq > self._acked + 1 and now > self._deadline:
+                self.counters["resends"] += 1
+                log.info("no ack for seq %d within %.1fs; publishing again", self._acked + 1, cfg.ack_timeout_s)
+                self._next_seq = self._acked + 1
+        while self._connected and not self._stopping.is_set():
+            with self._lock:
+                start, acked = self._next_seq, self._acked
+            room = limit - (start - acked - 1)
+            if room <= 0 or start > self._journal.last_seq:
+                return
+            events = self._journal.read_events(from_seq=start, limit=min(room, cfg.batch_max_events))
+            if not events:
+                return
+            batch = EventBatch(site_id=self._site, device_id=self._device, events=events)
+            self._client.publish(self._events_topic, encode(batch), qos=1)
+            with self._lock:
+                if self._next_seq == start:
+                    self._next_seq = events[-1].seq + 1
+                if start == self._acked + 1:
+                    self._deadline = time.monotonic() + cfg.ack_timeout_s
+                self.counters["batches_sent"] += 1
+                self.counters["events_sent"] += len(events)

@@ -1,0 +1,154 @@
+"""The event envelope and its payloads.
+
+Every fact a site box records is an immutable event. The envelope carries the identity and the hash
+chain; the payload is kept as the raw mapping that was hashed, so fields a newer box adds survive a
+hub that does not know them yet. `Event.typed_payload()` parses it into the model for its type.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Final, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from protocol.errors import MalformedMessage
+from protocol.ids import ID_PATTERN
+
+EVENT_SCHEMA: Final = "marquee.event/1"
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+GENESIS_HASH = "0" * 64
+"""The prev_hash of a device's first event (seq 1)."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return value.astimezone(UTC)
+
+
+def _format_utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(_format_utc, return_type=str, when_used="json"),
+]
+"""A timezone-aware instant, stored in UTC and always written as `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
+MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+
+
+def _is_v7(value: UUID) -> UUID:
+    if value.version != 7:
+        raise ValueError("event_id must be a UUIDv7")
+    return value
+
+
+class Event(BaseModel):
+    """One immutable fact from one device, chained to the device's previous event by `prev_hash`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    schema_: Literal["marquee.event/1"] = Field(default=EVENT_SCHEMA, alias="schema")
+    type: Annotated[str, Field(min_length=1, max_length=64)]
+    device_id: Id
+    seq: Annotated[int, Field(ge=1)]
+    event_id: Annotated[UUID, AfterValidator(_is_v7)]
+    occurred_at: UtcDatetime
+    clock_ok: bool
+    prev_hash: Hash
+    hash: Hash
+    payload: dict[str, Any]
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """The JSON form of every field but `hash`, unknown ones included: what the hash covers."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data.pop("hash")
+        return data
+
+    def typed_payload(self) -> BaseModel:
+        """The payload parsed into the model registered for this event's type."""
+        model = PAYLOAD_TYPES.get(self.type)
+        if model is None:
+            raise MalformedMessage(f"unknown event type {self.type!r}")
+        try:
+            return model.model_validate(self.payload)
+        except ValueError as exc:
+            raise MalformedMessage(f"bad payload for {self.type}: {exc}") from exc
+
+
+class Payload(BaseModel):
+    """Base of event payloads: unknown fields are kept, values are frozen."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    event_type: ClassVar[str]
+
+
+class LineItem(BaseModel):
+    """One line of a sale: a ticket for a show, or a concession item."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: Literal["ticket", "concession"]
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    description: Annotated[str, Field(max_length=120)] | None = None
+    film: Annotated[str, Field(max_length=120)] | None = None
+    hall: Annotated[str, Field(max_length=32)] | None = None
+    showtime: UtcDatetime | None = None
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    unit_price: MinorUnits
+
+    @property
+    def amount(self) -> int:
+        """Line total in minor units."""
+        return self.unit_price * self.quantity
+
+
+class LoyaltyOutcome(BaseModel):
+    """What loyalty decided for a sale."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    status: Literal["earned", "no_card", "unavailable"]
+    points_earned: Annotated[int, Field(ge=0)] = 0
+    balance: int | None = None
+    rule_id: str | None = None
+
+
+class SaleRecorded(Payload):
+    """A till completed a sale and the box answered it; recorded once the answer is decided."""
+
+    event_type: ClassVar[str] = "sale.recorded"
+
+    site_id: Id
+    till_id: Id
+    cashier_id: Annotated[str, Field(min_length=1, max_length=64)]
+    sale_id: Annotated[str, Field(min_length=1, max_length=64)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    items: Annotated[list[LineItem], Field(min_length=1, max_length=200)]
+    total: MinorUnits
+    card_token: Annotated[str, Field(pattern=r"^[0-9a-f]{32,64}$")] | None = None
+    loyalty: LoyaltyOutcome
+
+    @model_validator(mode="after")
+    def _total_matches_items(self) -> SaleRecorded:
+        if self.total != sum(item.amount for item in self.items):
+            raise ValueError("total must equal the sum of the items")
+        return self
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {SaleRecorded.event_type: SaleRecorded}
+"""Event type name to payload model."""

@@ -1,0 +1,122 @@
+"""The agent's decision path on a real journal: what the till sees for each sale."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.agent import Agent
+from edge.devices.pos import PosFrameParser, SaleAnswer, parse_answer
+from edge.settings import EdgeSettings
+from tests.edge_support import PEPPER, edge_settings, new_journal
+
+CARD = "67003B51C6"
+
+
+def request(sale_id: str, *, tickets: int = 2, price: int = 1250, **extra: Any) -> bytes:
+    body = {
+        "type": "sale", "sale_id": sale_id, "till": "t1", "cashier": "c07", "currency": "EUR",
+        "items": [
+            {"kind": "ticket", "sku": "TKT-STD", "film": "The Long Night", "hall": "h2",
+             "showtime": "2026-11-23T19:30:00Z", "qty": tickets, "price": price},
+            {"kind": "concession", "sku": "POP-L", "description": "Popcorn L", "qty": 1, "price": 650},
+        ],
+    }
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def answer_of(frame: bytes) -> SaleAnswer:
+    items = PosFrameParser().feed(frame)
+    assert len(items) == 1, items
+    return parse_answer(items[0].payload)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> EdgeSettings:
+    return edge_settings(tmp_path)
+
+
+@pytest.fixture
+def agent(settings: EdgeSettings) -> Iterator[Agent]:
+    box = Agent(settings, journal=new_journal(settings), pepper=PEPPER.encode())
+    yield box
+    box.journal.close()
+
+
+def test_a_member_earns_ten_percent_of_tickets_and_the_balance_grows(agent: Agent) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    assert first.status == "ok" and first.loyalty is not None
+    assert (first.loyalty.status, first.loyalty.points, first.loyalty.balance) == ("earned", 250, 250)
+    assert first.card == "******51C6"
+    agent.present_card("t1", CARD, reader_kind="rfid", now=200.0)
+    second = answer_of(agent.handle_sale("t1", request("S-2", tickets=1, price=1000), now=201.0))
+    assert second.loyalty is not None and (second.loyalty.points, second.loyalty.balance) == (100, 350)
+    assert agent.journal.stats().last_seq == 2
+
+
+def test_a_sale_without_a_card_is_recorded_without_points(agent: Agent) -> None:
+    answer = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    assert answer.status == "ok" and answer.loyalty is not None and answer.loyalty.status == "no_card"
+    assert answer.card is None
+    event = agent.journal.read_events(from_seq=1, limit=1)[0]
+    assert event.payload["card_token"] is None and event.payload["total"] == 3150
+
+
+def test_a_card_is_used_once_and_repeats_of_the_same_read_are_ignored(agent: Agent) -> None:
+    assert agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    assert not agent.present_card("t1", CARD, reader_kind="rfid", now=10.1)  # the module repeats its frame
+    answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    later = answer_of(agent.handle_sale("t1", request("S-2"), now=12.0))
+    assert later.loyalty is not None and later.loyalty.status == "no_card"
+
+
+def test_a_resent_sale_gets_the_same_answer_and_earns_once(agent: Agent) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    again = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    assert again.loyalty == first.loyalty
+    assert agent.journal.stats().last_seq == 1
+    assert agent.counters["sales_repeated"] == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b"[]", request("S-1", currency="euro"), request("S-1", items=[]), request("bad id!"),
+     json.dumps({"type": "refund"}).encode(), b"{" * 5000],
+)
+def test_a_bad_request_gets_a_clear_rejection_and_nothing_is_recorded(agent: Agent, payload: bytes) -> None:
+    answer = answer_of(agent.handle_sale("t1", payload, now=11.0))
+    assert answer.status == "rejected" and answer.message
+    assert agent.journal.stats().last_seq == 0
+    assert agent.counters["sales_rejected"] == 1
+    assert answer_of(agent.handle_sale("t1", request("S-ok"))).status == "ok"  # and the agent goes on
+
+
+def test_a_full_disk_fails_open_and_loses_no_recorded_sale(agent: Agent) -> None:
+    answer_of(agent.handle_sale("t1", request("S-0"), now=11.0))
+    conn = agent.journal._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # the database cannot grow: SQLITE_FULL
+    answers = {}
+    for n in range(1, 400):
+        answers[f"S-{n}"] = answer_of(agent.handle_sale("t1", request(f"S-{n}"), now=11.0))
+        if answers[f"S-{n}"].status != "ok":
+            break
+    failed = [sale for sale, answer in answers.items() if answer.status != "ok"]
+    assert len(failed) == 1, "the journal never filled up"
+    full = answers[failed[0]]
+    assert full.status == "error" and full.loyalty is not None and full.loyalty.status == "unavailable"
+    assert agent.counters["sales_failed_open"] == 1
+    conn.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    agent.present_card("t1", CARD, reader_kind="rfid", now=20.0)
+    ok = answer_of(agent.handle_sale("t1", request("S-after"), now=21.0))
+    assert ok.status == "ok" and ok.loyalty is not None and ok.loyalty.status == "earned"
+    recorded = [e.payload["sale_id"] for e in agent.journal.read_events(from_seq=1, limit=1000)]
+    answered_ok = ["S-0"] + [sale for sale, answer in answers.items() if answer.status == "ok"] + ["S-after"]
+    assert recorded == answered_ok

@@ -1,0 +1,183 @@
+"""The uplink against a real Mosquitto: events leave the box only on the hub's ack, whatever happens between."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.settings import EdgeSettings
+from edge.store.journal import Journal
+from edge.sync.uplink import Uplink
+from protocol.codec import decode, encode
+from protocol.ids import uuid7
+from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.topics import device_topic
+from tests.edge_support import edge_settings, new_journal
+from tests.support.brokers import Mosquitto
+from tests.support.waiting import wait_for
+from tests.unit.protocol.factories import sale_payload
+
+SITE, DEVICE = "riverside", "riverside-box1"
+
+
+class AckingPeer:
+    """Plays the hub's side of the contract: stores by seq, acks the highest contiguous seq."""
+
+    def __init__(self, broker: Mosquitto, policy: Callable[[EventBatch, int], Ack | str | None] | None = None) -> None:
+        self.received: list[int] = []
+        self.held: set[int] = set()
+        self.statuses: list[DeviceStatus] = []
+        self.policy = policy
+        self.batches = 0
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *a: (c.subscribe(device_topic(SITE, DEVICE, "events"), qos=1),
+                                                c.subscribe(device_topic(SITE, DEVICE, "status"), qos=1))
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def contiguous(self) -> int:
+        n = 0
+        while n + 1 in self.held:
+            n += 1
+        return n
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/status"):
+            self.statuses.append(decode(DeviceStatus, msg.payload))
+            return
+        batch = decode(EventBatch, msg.payload)
+        with self._lock:
+            self.batches += 1
+            self.received.extend(e.seq for e in batch.events)
+            ack = self.policy(batch, self.batches) if self.policy else None
+            if ack is None:
+                contiguous = self.contiguous()
+                for e in batch.events:
+                    if e.seq == contiguous + 1:
+                        self.held.add(e.seq)
+                        contiguous += 1
+                ack = Ack(device_id=DEVICE, acked_seq=self.contiguous())
+            elif ack == "drop":
+                return
+        client.publish(device_topic(SITE, DEVICE, "ack"), encode(ack), qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def append(journal: Journal, count: int) -> None:
+    for _ in range(count):
+        seq = journal.last_seq + 1
+        with journal.transaction() as tx:
+            tx.append(type="sale.recorded", payload=sale_payload(f"S-{seq}"), event_id=uuid7(seq, os.urandom(10)),
+                      occurred_at=datetime.now(UTC), clock_ok=True, sale_key=f"t1:S-{seq}")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mosquitto: Mosquitto) -> EdgeSettings:
+    return edge_settings(tmp_path, mqtt={"port": mosquitto.port},
+                         sync={"batch_max_events": 50, "ack_timeout_s": 0.5, "heartbeat_s": 0.3})
+
+
+@pytest.fixture
+def journal(settings: EdgeSettings) -> Iterator[Journal]:
+    j = new_journal(settings)
+    yield j
+    j.close()
+
+
+def start_uplink(settings: EdgeSettings, journal: Journal) -> Uplink:
+    def status(online: bool) -> DeviceStatus:
+        stats = journal.stats()
+        return DeviceStatus(site_id=SITE, device_id=DEVICE, online=online, last_seq=stats.last_seq,
+                            acked_seq=stats.acked_seq, backlog=stats.backlog)
+
+    uplink = Uplink(settings=settings, journal=journal, status=status)
+    uplink.start()
+    return uplink
+
+
+def test_every_event_is_acked_in_order_and_the_box_then_holds_no_backlog(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    peer = AckingPeer(mosquitto)
+    append(journal, 230)
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: journal.stats().backlog == 0, timeout=20, what="every event acked")
+        assert peer.held == set(range(1, 231))
+        assert max(peer.batches for _ in [0]) >= 5  # 230 events in batches of at most 50
+        wait_for(lambda: any(s.online and s.backlog == 0 for s in peer.statuses), timeout=10, what="heartbeat")
+        append(journal, 3)
+        uplink.notify()
+        wait_for(lambda: journal.stats().acked_seq == 233, timeout=10, what="new events acked")
+    finally:
+        uplink.stop()
+        peer.close()
+    assert any(not s.online for s in peer.statuses)  # a clean stop says offline
+
+
+def test_a_batch_that_is_never_acked_is_published_again(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    # The first batch is "lost" (no ack at all): only the ack timeout can recover it.
+    peer = AckingPeer(mosquitto, policy=lambda batch, n: "drop" if n == 1 else None)
+    append(journal, 20)
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: journal.stats().backlog == 0, timeout=20, what="acked after the timeout")
+        assert uplink.counters["resends"] >= 1
+        assert peer.received.count(1) >= 2
+    finally:
+        uplink.stop()
+        peer.close()
+
+
+def test_the_hub_can_ask_for_a_resend_from_a_gap(settings: EdgeSettings, journal: Journal,
+                                                 mosquitto: Mosquitto) -> None:
+    asked: list[int] = []
+
+    def policy(batch: EventBatch, n: int) -> Ack | str | None:
+        if n == 1:
+            asked.append(1)
+            return Ack(device_id=DEVICE, acked_seq=0, resend_from=1)
+        return None
+
+    peer = AckingPeer(mosquitto, policy=policy)
+    append(journal, 10)
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: journal.stats().backlog == 0, timeout=20, what="acked after the resend")
+        assert asked and peer.received.count(1) >= 2
+    finally:
+        uplink.stop()
+        peer.close()
+
+
+def test_a_broker_restart_mid_stream_loses_nothing(settings: EdgeSettings, journal: Journal,
+                                                  mosquitto: Mosquitto) -> None:
+    peer = AckingPeer(mosquitto)
+    uplink = start_uplink(settings, journal)
+    try:
+        append(journal, 100)
+        uplink.notify()
+        wait_for(lambda: journal.stats().acked_seq >= 50, timeout=20, what="first half acked")
+        mosquitto.restart()
+        append(journal, 100)  # written while the broker is away
+        uplink.notify()
+        wait_for(lambda: journal.stats().acked_seq == 200, timeout=40, what="everything acked after restart")
+        assert peer.held == set(range(1, 201))
+    finally:
+        uplink.stop()
+        peer.close()

@@ -1,0 +1,53 @@
+"""The pure parts of ingest: planning a batch against the chain head, and box-office deltas."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cloud.ingest.plan import plan_batch
+from cloud.ingest.rollup import RollupDelta, RollupKey, sale_deltas
+from protocol.events import SaleRecorded
+from tests.unit.hub.factories import Chain, sale_payload
+
+
+def test_plan_skips_duplicates_then_accepts_the_contiguous_rest() -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(5)
+
+    plan = plan_batch(chain.events[1:5], last_seq=3, last_hash=chain.events[2].hash)
+
+    assert [event.seq for event in plan.accept] == [4, 5]
+    assert (plan.duplicates, plan.last_seq, plan.last_hash) == (2, 5, chain.events[4].hash)
+    assert plan.resend_from is None and plan.chain_error is None
+
+
+def test_plan_reports_a_gap_and_a_broken_link() -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(4)
+
+    gap = plan_batch(chain.events[2:], last_seq=1, last_hash=chain.events[0].hash)
+    broken = plan_batch(chain.events[1:], last_seq=1, last_hash="e" * 64)
+
+    assert (gap.accept, gap.resend_from, gap.last_seq) == ((), 2, 1)
+    assert broken.accept == () and broken.broken_seq == 2 and broken.resend_from is None
+    assert "prev_hash" in str(broken.chain_error)
+
+
+def test_a_sale_counts_once_under_its_first_ticket_line() -> None:
+    chain = Chain("site-a", "box-1")
+    payload = sale_payload("site-a", film="Dune", hall="1", tickets=2, ticket_price=1000, concession=300)
+    payload["items"].insert(0, {"kind": "concession", "sku": "cola", "unit_price": 250})
+    payload["items"].append({"kind": "ticket", "sku": "child", "film": "Up", "hall": "2", "unit_price": 700})
+    payload["total"] = 2 * 1000 + 300 + 250 + 700
+    event = chain.add(payload)
+    sale = event.typed_payload()
+    assert isinstance(sale, SaleRecorded)
+
+    deltas = sale_deltas("site-a", [(event, sale)])
+
+    day = date(2025, 3, 14)
+    assert deltas == {
+        RollupKey("site-a", day, "", "", "EUR"): RollupDelta(concession_revenue=550),
+        RollupKey("site-a", day, "Dune", "1", "EUR"): RollupDelta(tickets=2, ticket_revenue=2000, sales=1),
+        RollupKey("site-a", day, "Up", "2", "EUR"): RollupDelta(tickets=1, ticket_revenue=700),
+    }

@@ -1,0 +1,107 @@
+"""Encoding, decoding and validation of wire messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.canonical import canonical_bytes
+from protocol.codec import decode, encode
+from protocol.errors import MalformedMessage
+from protocol.events import Event, SaleRecorded
+from protocol.ids import uuid7, uuid7_ms
+from protocol.loyalty import EarningRule, decide_loyalty
+from protocol.messages import Ack, DeviceStatus, EventBatch
+from tests.unit.protocol.factories import chain, sale_payload
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{", b"null", b"[]", b'{"schema":"marquee.batch/1"}', "é".encode("latin-1"), b"\xff\xfe" * 10],
+)
+def test_malformed_batches_give_one_clear_error(data: bytes) -> None:
+    with pytest.raises(MalformedMessage, match="EventBatch"):
+        decode(EventBatch, data)
+
+
+def test_a_batch_with_a_hole_or_a_foreign_event_is_refused() -> None:
+    events = chain(3)
+    with pytest.raises(MalformedMessage, match="consecutive"):
+        decode(EventBatch, encode(EventBatch.model_construct(site_id="riverside", device_id="riverside-box1",
+                                                              events=[events[0], events[2]])))
+    other = chain(1, device_id="harbour-box1", start_seq=2)
+    with pytest.raises(MalformedMessage, match="batch's device"):
+        decode(EventBatch, encode(EventBatch.model_construct(site_id="riverside", device_id="riverside-box1",
+                                                              events=[events[0], other[0]])))
+
+
+def test_oversized_messages_are_refused_before_parsing() -> None:
+    with pytest.raises(MalformedMessage, match="exceeds"):
+        decode(Ack, b" " * (4 * 1024 * 1024 + 1))
+
+
+def test_ack_and_status_round_trip_with_unknown_fields() -> None:
+    ack = decode(Ack, b'{"schema":"marquee.ack/1","device_id":"b1","acked_seq":7,"resend_from":8,"later":1}')
+    assert (ack.acked_seq, ack.resend_from) == (7, 8)
+    assert json.loads(encode(ack))["later"] == 1
+    status = DeviceStatus(site_id="s1", device_id="b1", online=True, backlog=3, peripherals={"t1-pos": "up"})
+    assert decode(DeviceStatus, encode(status)) == status
+
+
+def test_timestamps_are_utc_and_written_one_way() -> None:
+    event = chain(1)[0]
+    local = event.occurred_at.astimezone(timezone(timedelta(hours=3)))
+    again = Event.model_validate({**event.model_dump(by_alias=True), "occurred_at": local})
+    assert encode(again) == encode(event)
+    with pytest.raises(MalformedMessage):
+        decode(Event, encode(event).replace(b'Z"', b'"'))  # naive time: no zone, refused
+
+
+def test_sale_total_must_match_items_and_ids_must_be_topic_safe() -> None:
+    payload = sale_payload()
+    SaleRecorded.model_validate(payload)
+    with pytest.raises(ValueError, match="total"):
+        SaleRecorded.model_validate({**payload, "total": payload["total"] + 1})
+    with pytest.raises(ValueError, match="pattern"):
+        SaleRecorded.model_validate({**payload, "site_id": "a/b"})
+
+
+def test_canonical_encoding_is_key_order_independent_and_refuses_floats() -> None:
+    assert canonical_bytes({"b": 1, "a": [1, {"y": 2, "x": "é"}]}) == canonical_bytes(
+        {"a": [1, {"x": "é", "y": 2}], "b": 1}
+    )
+    assert canonical_bytes({"a": "é"}) == '{"a":"é"}'.encode()
+    with pytest.raises(MalformedMessage, match="floats"):
+        canonical_bytes({"price": 12.5})
+
+
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=10, max_size=10))
+def test_uuid7_carries_its_millisecond_and_version(ms: int, rand: bytes) -> None:
+    value = uuid7(ms, rand)
+    assert value.version == 7 and value.variant == "specified in RFC 4122"
+    assert uuid7_ms(value) == ms
+
+
+def test_uuid7_orders_by_time() -> None:
+    now = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    assert uuid7(now, b"\xff" * 10) < uuid7(now + 1, b"\x00" * 10)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["ticket", "concession"]), st.integers(0, 5000), st.integers(1, 9)),
+                min_size=1, max_size=20), st.integers(0, 10_000), st.integers(0, 10**6))
+def test_points_are_the_rounded_down_share_of_ticket_lines(lines: list[tuple[str, int, int]], bp: int,
+                                                           before: int) -> None:
+    from protocol.events import LineItem
+
+    items = [LineItem(kind=k, sku="x", unit_price=p, quantity=q) for k, p, q in lines]  # type: ignore[arg-type]
+    rule = EarningRule(ticket_basis_points=bp)
+    outcome = decide_loyalty(rule, items, has_card=True, balance_before=before)
+    tickets = sum(p * q for k, p, q in lines if k == "ticket")
+    assert outcome.points_earned == tickets * bp // 10_000
+    assert outcome.points_earned <= tickets * bp / 10_000 < outcome.points_earned + 1
+    assert outcome.balance == before + outcome.points_earned
+    assert decide_loyalty(rule, items, has_card=False, balance_before=before).points_earned == 0
