@@ -43,6 +43,7 @@ def authenticate(conn: sa.Connection, *, username: str, password: str) -> UserRo
     """The user when the password matches, else None, in about the same time either way."""
     user = get_user(conn, username=username)
     stored = user.password_hash if user is not None else _dummy_hash()
+    ok: bool
     try:
         ok = _hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -50,7 +50,9 @@ def main() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: 8000).")
 @click.option("--no-ingest", is_flag=True, help="Serve the API only; do not subscribe to the broker.")
 @click.option(
-    "--log-level", default="info", show_default=True,
+    "--log-level",
+    default="info",
+    show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
 def serve(host: str | None, port: int | None, no_ingest: bool, log_level: str) -> None:
@@ -66,6 +68,8 @@ def serve(host: str | None, port: int | None, no_ingest: bool, log_level: str) -
 
     settings = _settings(http_host=host, http_port=port)
     _configure_logging(log_level)
+    # Migrate here first so that a bad or unreachable database ends in one clear line, not a traceback.
+    _migrate(settings)
     try:
         app = create_app(settings, start_ingest=not no_ingest)
     except HubError as exc:
@@ -135,13 +139,17 @@ def user_add(username: str, role: str, password_stdin: bool) -> None:
     try:
         with engine.begin() as conn:
             add_user(
-                conn, username=username, password_hash=hash_password(password), role=role,
+                conn,
+                username=username,
+                password_hash=hash_password(password),
+                role=role,
                 created_at=datetime.now(UTC),
             )
     except HubError as exc:
         raise click.ClickException(str(exc)) from exc
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot store the user: {str(exc.orig or exc).strip()[:200]}") from exc
+        reason = str(getattr(exc, "orig", None) or exc).strip()[:200]
+        raise click.ClickException(f"cannot store the user: {reason}") from exc
     finally:
         engine.dispose()
     click.echo(f"user {username} added with role {role}")

@@ -3,8 +3,7 @@
     HubError
     ├── ConfigError    settings that cannot be loaded or contradict each other
     ├── StoreError     the database refused or could not be reached
-    ├── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
-    └── AuthError      credentials that do not match a user
+    └── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
 
 Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
 talks to the library, with `raise ... from exc`, so callers handle one tree.
@@ -27,7 +26,3 @@ class StoreError(HubError):
 
 class IngestError(HubError):
     """A message that cannot be ingested as it stands."""
-
-
-class AuthError(HubError):
-    """Credentials that do not match a user."""

@@ -39,7 +39,9 @@ class HubSettings(BaseSettings):
         # $share/... is an MQTT 5 feature; the demo broker (amqtt) speaks only 3.1.1 and has no $share.
         if self.mqtt_protocol == "3.1.1" and self.mqtt_shared_group:
             if "mqtt_shared_group" in self.model_fields_set:
-                raise ValueError("mqtt_shared_group must be empty with mqtt_protocol 3.1.1 ($share needs MQTT 5)")
+                raise ValueError(
+                    "mqtt_shared_group must be empty with mqtt_protocol 3.1.1 ($share needs MQTT 5)"
+                )
             self.mqtt_shared_group = None
         return self
 

@@ -39,6 +39,7 @@ def free_port() -> int:
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hub's server does
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -76,20 +77,26 @@ class Demo:
         return proc
 
     def stop_all(self) -> None:
-        # Edges first (they say offline to the hub), then the hub, then the broker.
-        for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
+        # Boxes first (they tell the hub they go offline), then their devices, the hub, the broker.
+        stages = [
+            [p for n, p in self.procs if n.endswith("-box")],
+            [p for n, p in self.procs if n.endswith("-devices")],
+            [p for n, p in self.procs if n == "hub"],
+            [p for n, p in self.procs if n == "broker"],
+        ]
+        for stage in stages:
+            for proc in stage:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            for proc in stage:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for _name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
     def start_broker(self) -> tuple[int, str]:
         port = free_port()

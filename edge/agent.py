@@ -59,6 +59,8 @@ class _Till:
     card: SerialLine | None = None
     debouncer: Debouncer = field(default_factory=Debouncer)
     pending: _PendingCard | None = None
+    last_answer: bytes | None = None
+    answer_resends: int = 0
 
 
 def _line_item(item: SaleItem) -> LineItem:
@@ -86,6 +88,7 @@ class Agent:
             "sales_failed_open": 0,
             "cards": 0,
             "naks": 0,
+            "answers_resent": 0,
         }
         self.last_decision_ms = 0.0
         self._tills = {till.till_id: _Till(settings=till) for till in settings.tills}
@@ -135,13 +138,19 @@ class Agent:
     def _pos_item_handler(self, till: _Till) -> Callable[[SerialLine, object], None]:
         def handle(line: SerialLine, item: object) -> None:
             if isinstance(item, PosFrame):
-                line.write(self.handle_sale(till.settings.till_id, item.payload))
+                till.last_answer = self.handle_sale(till.settings.till_id, item.payload)
+                till.answer_resends = 0
+                line.write(till.last_answer)
             elif isinstance(item, FrameError):
                 # A damaged frame: ask the POS to send it again rather than guess.
                 self.counters["naks"] += 1
                 line.write(bytes([NAK]))
-            elif isinstance(item, PosControl):
-                pass
+            elif isinstance(item, PosControl) and item.is_nak and till.last_answer is not None:
+                # The till got our answer damaged: send it again, at most 3 times (docs/pos-protocol.md).
+                if till.answer_resends < 3:
+                    till.answer_resends += 1
+                    self.counters["answers_resent"] += 1
+                    line.write(till.last_answer)
 
         return handle
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import secrets
 import threading
 import time
@@ -68,6 +69,7 @@ class SimStats:
     answered: int = 0
     unanswered: int = 0
     gave_up: int = 0  # NAKed more than MAX_RESENDS times
+    interrupted: int = 0  # stop() came while waiting for an answer
     ok: int = 0
     rejected: int = 0
     errors: int = 0
@@ -93,7 +95,11 @@ class SimStats:
 
 
 class SiteSimulator:
-    """One till and its card reader on two pty links; `start()` sells in the background, `run_sales` now."""
+    """One till and its card reader on two pty links; `start()` sells in the background, `run_sales` now.
+
+    `noise` is the chance that a card presentation is preceded by line garbage; half of it is the chance
+    that a sale frame first goes out with a damaged LRC. `pace` scales the human pauses (tests use 0.01).
+    """
 
     def __init__(
         self,
@@ -110,6 +116,8 @@ class SiteSimulator:
         pace: float = 1.0,
         run_id: str | None = None,
     ) -> None:
+        if not re.fullmatch(pos.ID_PATTERN, till_id):
+            raise ValueError(f"till id {till_id!r} does not match {pos.ID_PATTERN}")
         self.card_link = Path(card_link)
         self.pos_link = Path(pos_link)
         self.till_id = till_id
@@ -255,6 +263,7 @@ class SiteSimulator:
                     end.write(bytes([pos.NAK]))
                 elif self._answered(end, request, item, sent_at):
                     return
+        self._stats.interrupted += 1  # stop() while waiting for the answer
 
     def _answered(self, end: PtyEnd, request: pos.SaleRequest, frame: pos.PosFrame, sent_at: float) -> bool:
         try:

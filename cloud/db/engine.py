@@ -46,7 +46,9 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot use database_url {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+        raise ConfigError(
+            f"cannot use database_url {parsed.render_as_string(hide_password=True)}: {exc}"
+        ) from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -34,7 +34,9 @@ def lock_site(conn: sa.Connection, *, site_id: str, seen_at: datetime) -> bool:
     result = conn.execute(
         sa.update(sites)
         .where(sites.c.site_id == site_id)
-        .values(last_seen=sa.func.coalesce(sa.case((sites.c.last_seen > seen_at, sites.c.last_seen)), seen_at))
+        .values(
+            last_seen=sa.func.coalesce(sa.case((sites.c.last_seen > seen_at, sites.c.last_seen)), seen_at)
+        )
     )
     return bool(result.rowcount)
 
@@ -47,7 +49,9 @@ def create_site(conn: sa.Connection, *, site_id: str, seen_at: datetime) -> None
 
 def site_of_device(conn: sa.Connection, *, device_id: str) -> str | None:
     """The site a device belongs to, or None for a device never seen."""
-    return conn.execute(sa.select(devices.c.site_id).where(devices.c.device_id == device_id)).scalar_one_or_none()
+    return conn.execute(
+        sa.select(devices.c.site_id).where(devices.c.device_id == device_id)
+    ).scalar_one_or_none()
 
 
 def lock_device(conn: sa.Connection, *, device_id: str, site_id: str, seen_at: datetime) -> DeviceHead:

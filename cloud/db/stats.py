@@ -38,7 +38,7 @@ def box_office_by(
     belong to no film). By film, rows without tickets (concessions only) are left out.
     """
     column = {"site": box_office.c.site_id, "film": box_office.c.film, "day": box_office.c.day}[group_by]
-    revenue = box_office.c.ticket_revenue
+    revenue: sa.ColumnElement[int] = box_office.c.ticket_revenue
     if group_by != "film":
         revenue = box_office.c.ticket_revenue + box_office.c.concession_revenue
     tickets = sa.func.sum(box_office.c.tickets)

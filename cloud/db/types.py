@@ -31,6 +31,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
@@ -40,4 +42,4 @@ JsonDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """A JSON document: JSONB on PostgreSQL, JSON text on SQLite."""
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-"""A surrogate key: BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements)."""
+"""A surrogate key: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements)."""

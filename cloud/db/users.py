@@ -22,13 +22,17 @@ class UserRow:
     created_at: datetime
 
 
-def add_user(conn: sa.Connection, *, username: str, password_hash: str, role: str, created_at: datetime) -> None:
+def add_user(
+    conn: sa.Connection, *, username: str, password_hash: str, role: str, created_at: datetime
+) -> None:
     """Create a user; StoreError when the name is taken or the role unknown."""
     if role not in ROLES:
         raise StoreError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     try:
         conn.execute(
-            sa.insert(users).values(username=username, password_hash=password_hash, role=role, created_at=created_at)
+            sa.insert(users).values(
+                username=username, password_hash=password_hash, role=role, created_at=created_at
+            )
         )
     except IntegrityError as exc:
         raise StoreError(f"user {username!r} exists already") from exc

@@ -71,12 +71,16 @@ class MessageHandler:
             self._malformed(topic, ref.device_id, str(exc), received_at)
             return
         if batch.device_id != ref.device_id:
-            self._malformed(topic, ref.device_id, f"batch of device {batch.device_id!r} on this topic", received_at)
+            self._malformed(
+                topic, ref.device_id, f"batch of device {batch.device_id!r} on this topic", received_at
+            )
             return
         site_id = ref.site_id
         try:
             result = self._transaction(
-                lambda conn: store_batch(conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic)
+                lambda conn: store_batch(
+                    conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic
+                )
             )
         except StoreError:
             return  # no ack: the box keeps the events and resends them
@@ -122,8 +126,13 @@ class MessageHandler:
         try:
             reason = self._transaction(
                 lambda conn: apply_status(
-                    conn, site_id=site_id, device_id=device_id, online=status.online, status=body,
-                    received_at=received_at, seen_at=seen_at,
+                    conn,
+                    site_id=site_id,
+                    device_id=device_id,
+                    online=status.online,
+                    status=body,
+                    received_at=received_at,
+                    seen_at=seen_at,
                 )
             )
         except StoreError:
@@ -131,7 +140,9 @@ class MessageHandler:
         if reason is not None:
             self.counters.rejected += 1
             self._reject_log.warning("refused a status on %s: %s", topic, reason)
-            self._try_record(topic, device_id, reason, f"status for a device of another site on {topic}", received_at)
+            self._try_record(
+                topic, device_id, reason, f"status for a device of another site on {topic}", received_at
+            )
 
     def _malformed(self, topic: str, device_id: str | None, reason: str, received_at: datetime) -> None:
         self.counters.malformed += 1
@@ -144,7 +155,12 @@ class MessageHandler:
         try:
             self._transaction(
                 lambda conn: db.record_reject(
-                    conn, received_at=received_at, topic=topic, device_id=device_id, reason=reason, detail=detail
+                    conn,
+                    received_at=received_at,
+                    topic=topic,
+                    device_id=device_id,
+                    reason=reason,
+                    detail=detail,
                 )
             )
         except StoreError:

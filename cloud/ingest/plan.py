@@ -42,7 +42,9 @@ def plan_batch(events: Sequence[Event], *, last_seq: int, last_hash: str | None)
         try:
             check_link(event, prev_seq=head_seq, prev_hash=head_hash or GENESIS_HASH)
         except ChainError as exc:
-            return BatchPlan(tuple(accept), duplicates, head_seq, head_hash, chain_error=exc, broken_seq=event.seq)
+            return BatchPlan(
+                tuple(accept), duplicates, head_seq, head_hash, chain_error=exc, broken_seq=event.seq
+            )
         accept.append(event)
         head_seq, head_hash = event.seq, event.hash
     return BatchPlan(tuple(accept), duplicates, head_seq, head_hash)

@@ -44,9 +44,7 @@ class RollupDelta:
         }
 
 
-def add_sale(
-    deltas: dict[RollupKey, RollupDelta], *, site_id: str, event: Event, sale: SaleRecorded
-) -> None:
+def add_sale(deltas: dict[RollupKey, RollupDelta], *, site_id: str, event: Event, sale: SaleRecorded) -> None:
     """Add one sale's lines to `deltas`.
 
     A sale counts once, under the row of its first ticket line (or its first line when it sold no

@@ -50,7 +50,11 @@ def store_batch(
     device_id = batch.device_id
     if batch.site_id != site_id:
         return _reject(
-            conn, received_at, topic, device_id, "site_mismatch",
+            conn,
+            received_at,
+            topic,
+            device_id,
+            "site_mismatch",
             f"batch says site {batch.site_id!r}, topic says {site_id!r}",
         )
     if not db.lock_site(conn, site_id=site_id, seen_at=received_at):
@@ -58,14 +62,22 @@ def store_batch(
         if owner is not None and owner != site_id:
             # Checked before creating the site, so an impostor leaves no phantom site behind.
             return _reject(
-                conn, received_at, topic, device_id, "device_site_mismatch",
+                conn,
+                received_at,
+                topic,
+                device_id,
+                "device_site_mismatch",
                 f"device belongs to site {owner!r}, not {site_id!r}",
             )
         db.create_site(conn, site_id=site_id, seen_at=received_at)
     head = db.lock_device(conn, device_id=device_id, site_id=site_id, seen_at=received_at)
     if head.site_id != site_id:
         return _reject(
-            conn, received_at, topic, device_id, "device_site_mismatch",
+            conn,
+            received_at,
+            topic,
+            device_id,
+            "device_site_mismatch",
             f"device belongs to site {head.site_id!r}, not {site_id!r}",
         )
 
@@ -75,20 +87,26 @@ def store_batch(
         db.advance_device(
             conn, device_id=device_id, last_seq=plan.last_seq, last_hash=plan.last_hash, seen_at=received_at
         )
-    counts = {"stored": len(plan.accept), "duplicates": plan.duplicates, "bad_payloads": bad_payloads}
+    stored, duplicates = len(plan.accept), plan.duplicates
     if plan.chain_error is not None:
         reason = str(plan.chain_error)
         db.record_reject(
-            conn, received_at=received_at, topic=topic, device_id=device_id, reason="chain_broken", detail=reason
+            conn,
+            received_at=received_at,
+            topic=topic,
+            device_id=device_id,
+            reason="chain_broken",
+            detail=reason,
         )
         db.mark_chain_broken(conn, device_id=device_id, at=received_at, error=reason)
         # No resend_from: the box would resend the same broken event forever.
         ack = Ack(device_id=device_id, acked_seq=plan.last_seq, error="chain_broken")
-        return IngestResult(ack, chain_broken=True, **counts)
+        return IngestResult(ack, stored, duplicates, chain_broken=True, bad_payloads=bad_payloads)
     if plan.resend_from is not None:
         ack = Ack(device_id=device_id, acked_seq=plan.last_seq, resend_from=plan.resend_from)
-        return IngestResult(ack, gap=True, **counts)
-    return IngestResult(Ack(device_id=device_id, acked_seq=plan.last_seq), **counts)
+        return IngestResult(ack, stored, duplicates, gap=True, bad_payloads=bad_payloads)
+    ack = Ack(device_id=device_id, acked_seq=plan.last_seq)
+    return IngestResult(ack, stored, duplicates, bad_payloads=bad_payloads)
 
 
 def _store_accepted(
@@ -107,8 +125,12 @@ def _store_accepted(
             # forever) but leave it out of the rollups and say so.
             bad += 1
             db.record_reject(
-                conn, received_at=received_at, topic=topic, device_id=event.device_id,
-                reason="bad_payload", detail=f"event #{event.seq} stored, not rolled up: {sale}",
+                conn,
+                received_at=received_at,
+                topic=topic,
+                device_id=event.device_id,
+                reason="bad_payload",
+                detail=f"event #{event.seq} stored, not rolled up: {sale}",
             )
     # Sorted keys: concurrent writers take rollup row locks in one order.
     db.add_box_office(conn, rows=[deltas[key].as_row(key) for key in sorted(deltas)])
@@ -129,5 +151,7 @@ def _sale_of(event: Event) -> SaleRecorded | MalformedMessage | None:
 def _reject(
     conn: sa.Connection, received_at: datetime, topic: str, device_id: str, reason: str, detail: str
 ) -> IngestResult:
-    db.record_reject(conn, received_at=received_at, topic=topic, device_id=device_id, reason=reason, detail=detail)
+    db.record_reject(
+        conn, received_at=received_at, topic=topic, device_id=device_id, reason=reason, detail=detail
+    )
     return IngestResult(Ack(device_id=device_id, acked_seq=0, error=reason), rejected=reason)

@@ -31,12 +31,18 @@ class IngestWorker:
         self._settings = settings
         self._client: mqtt.Client | None = None
         self._connected = False
+        self._subscribed = False
         self.handler = MessageHandler(engine, self._publish)
 
     @property
     def connected(self) -> bool:
         """True while the client holds a session with the broker."""
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """True once the broker granted the subscriptions of the current session."""
+        return self._connected and self._subscribed
 
     @property
     def counters(self) -> IngestCounters:
@@ -53,7 +59,9 @@ class IngestWorker:
         if self._client is not None:
             return
         settings = self._settings
-        protocol = MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
+        protocol = (
+            MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
+        )
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=settings.mqtt_client_id,
@@ -62,12 +70,13 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         # connect_async + loop_start: a broker that is down at start-up is retried like a lost one.
         client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=KEEPALIVE_SECONDS)
+        self._client = client  # before the network thread starts: acks are published through it
         client.loop_start()
-        self._client = client
         log.info("ingest connecting to mqtt://%s:%d", settings.mqtt_host, settings.mqtt_port)
 
     def stop(self) -> None:
@@ -99,6 +108,7 @@ class IngestWorker:
         if reason_code.is_failure:
             log.warning("mqtt broker refused the connection: %s", reason_code)
             return
+        self._subscribed = False
         # Subscribe on every connect: a clean session forgets subscriptions across reconnects.
         client.subscribe([(topic, 1) for topic in self.subscriptions()])
         self._connected = True
@@ -108,12 +118,23 @@ class IngestWorker:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any
     ) -> None:
         was_connected, self._connected = self._connected, False
+        self._subscribed = False
         if was_connected and self._client is not None:
             log.warning("ingest lost the mqtt broker (%s); reconnecting", reason_code)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Any
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            # e.g. a broker without shared subscriptions: ingest would silently receive nothing.
+            log.error("mqtt broker refused the ingest subscriptions %s: %s", self.subscriptions(), refused)
+            return
+        self._subscribed = True
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The top of a long-running loop: one bad message must never stop the network thread.
         try:
-            self.handler.handle(msg.topic, msg.payload, retained=bool(msg.retain))
+            self.handler.handle(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
         except Exception:
             log.exception("unexpected failure handling a message on %s", msg.topic[:120])

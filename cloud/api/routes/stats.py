@@ -26,6 +26,8 @@ def box_office(
     """Tickets, revenue (minor units) and sales per key and currency, sorted by key."""
     rows = box_office_by(conn, group_by=group_by, site=site, date_from=date_from, date_to=date_to)
     return [
-        BoxOfficeOut(key=row.key, tickets=row.tickets, revenue=row.revenue, currency=row.currency, sales=row.sales)
+        BoxOfficeOut(
+            key=row.key, tickets=row.tickets, revenue=row.revenue, currency=row.currency, sales=row.sales
+        )
         for row in rows
     ]

@@ -34,7 +34,14 @@ def sale_payload(
 ) -> dict[str, Any]:
     """A valid sale.recorded payload: `tickets` tickets for `film`, plus one concession line if nonzero."""
     items: list[dict[str, Any]] = [
-        {"kind": "ticket", "sku": "adult", "film": film, "hall": hall, "quantity": tickets, "unit_price": ticket_price}
+        {
+            "kind": "ticket",
+            "sku": "adult",
+            "film": film,
+            "hall": hall,
+            "quantity": tickets,
+            "unit_price": ticket_price,
+        }
     ]
     if concession:
         items.append({"kind": "concession", "sku": "popcorn", "quantity": 1, "unit_price": concession})
@@ -82,7 +89,9 @@ class Chain:
             occurred_at=when,
             clock_ok=True,
             prev_hash=self.head,
-            payload=payload if payload is not None else sale_payload(self.site_id, sale_id=f"s-{seq}", **sale),
+            payload=payload
+            if payload is not None
+            else sale_payload(self.site_id, sale_id=f"s-{seq}", **sale),
         )
         self.events.append(event)
         return event

@@ -26,7 +26,9 @@ def client(db_url: str) -> Iterator[TestClient]:
     app = create_app(HubSettings(database_url=db_url), start_ingest=False)
     with TestClient(app) as client:
         with app.state.engine.begin() as conn:
-            add_user(conn, username=AUTH[0], password_hash=hash_password(AUTH[1]), role="analyst", created_at=T0)
+            add_user(
+                conn, username=AUTH[0], password_hash=hash_password(AUTH[1]), role="analyst", created_at=T0
+            )
         yield client
 
 
@@ -62,7 +64,13 @@ def test_api_needs_valid_credentials(client: TestClient) -> None:
         (
             "site",
             [
-                {"key": "site-a", "tickets": 7, "revenue": 3 * (2400 + 450) + 800, "currency": "EUR", "sales": 4},
+                {
+                    "key": "site-a",
+                    "tickets": 7,
+                    "revenue": 3 * (2400 + 450) + 800,
+                    "currency": "EUR",
+                    "sales": 4,
+                },
                 {"key": "site-b", "tickets": 6, "revenue": 2 * (2700 + 200), "currency": "EUR", "sales": 2},
             ],
         ),
@@ -76,7 +84,13 @@ def test_api_needs_valid_credentials(client: TestClient) -> None:
         (
             "day",
             [
-                {"key": "2025-03-14", "tickets": 12, "revenue": 3 * 2850 + 2 * 2900, "currency": "EUR", "sales": 5},
+                {
+                    "key": "2025-03-14",
+                    "tickets": 12,
+                    "revenue": 3 * 2850 + 2 * 2900,
+                    "currency": "EUR",
+                    "sales": 5,
+                },
                 {"key": "2025-03-15", "tickets": 1, "revenue": 800, "currency": "EUR", "sales": 1},
             ],
         ),
@@ -117,16 +131,28 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
     now = datetime.now(UTC)
     with engine_of(client).begin() as conn:
         apply_status(
-            conn, site_id="site-a", device_id="box-a", online=True, status={"backlog": 12},
-            received_at=now, seen_at=now,
+            conn,
+            site_id="site-a",
+            device_id="box-a",
+            online=True,
+            status={"backlog": 12},
+            received_at=now,
+            seen_at=now,
         )
         # site-b's box said it was online, but too long ago to believe.
         apply_status(
-            conn, site_id="site-b", device_id="box-b", online=True, status={"backlog": 0},
-            received_at=now, seen_at=None,
+            conn,
+            site_id="site-b",
+            device_id="box-b",
+            online=True,
+            status={"backlog": 0},
+            received_at=now,
+            seen_at=None,
         )
-        conn.execute(sa.text("UPDATE devices SET last_seen = :old WHERE device_id = 'box-b'"),
-                     {"old": (now - timedelta(hours=1)).replace(tzinfo=None)})
+        conn.execute(
+            sa.text("UPDATE devices SET last_seen = :old WHERE device_id = 'box-b'"),
+            {"old": (now - timedelta(hours=1)).replace(tzinfo=None)},
+        )
 
     sites = client.get("/api/v1/sites", auth=AUTH).json()
 
@@ -135,7 +161,12 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
         ("site-b", False, 2),
     ]
     device = sites[0]["devices"][0]
-    assert (device["device_id"], device["online"], device["backlog"], device["chain_ok"]) == ("box-a", True, 12, True)
+    assert (device["device_id"], device["online"], device["backlog"], device["chain_ok"]) == (
+        "box-a",
+        True,
+        12,
+        True,
+    )
 
 
 def test_healthz_without_ingest(client: TestClient) -> None:

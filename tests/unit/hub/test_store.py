@@ -30,7 +30,12 @@ def count(engine: sa.Engine, table: sa.Table) -> int:
 
 def totals(engine: sa.Engine) -> tuple[int, int, int, int]:
     """(tickets, ticket revenue, concession revenue, sales) over the whole rollup."""
-    cols = [box_office.c.tickets, box_office.c.ticket_revenue, box_office.c.concession_revenue, box_office.c.sales]
+    cols = [
+        box_office.c.tickets,
+        box_office.c.ticket_revenue,
+        box_office.c.concession_revenue,
+        box_office.c.sales,
+    ]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(col), 0) for col in cols])).one()
     return tuple(int(value) for value in row)  # type: ignore[return-value]
@@ -117,8 +122,14 @@ def test_tampered_event_stops_the_batch_and_is_recorded(engine: sa.Engine, tampe
     else:
         # Correctly sealed, but not linked to event #2: a deleted or forged predecessor.
         bad = seal(
-            type=good.type, device_id=good.device_id, seq=good.seq, event_id=good.event_id,
-            occurred_at=good.occurred_at, clock_ok=True, prev_hash="f" * 64, payload=good.payload,
+            type=good.type,
+            device_id=good.device_id,
+            seq=good.seq,
+            event_id=good.event_id,
+            occurred_at=good.occurred_at,
+            clock_ok=True,
+            prev_hash="f" * 64,
+            payload=good.payload,
         )
     events_sent = [*chain.events[:2], bad, *chain.events[3:]]
 

@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("body", JSON_DOC, nullable=False),
         sa.PrimaryKeyConstraint("device_id", "seq", name=op.f("pk_events")),
-        sa.ForeignKeyConstraint(["device_id"], ["devices.device_id"], name=op.f("fk_events_device_id_devices")),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.device_id"], name=op.f("fk_events_device_id_devices")
+        ),
         sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
     )
     op.create_table(
@@ -76,7 +78,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_box_office_day"), "box_office", ["day"])
     op.create_table(
         "ingest_rejects",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False, autoincrement=True
+        ),
         sa.Column("received_at", TS, nullable=False),
         sa.Column("topic", sa.String(255), nullable=False),
         sa.Column("device_id", sa.String(64), nullable=True),

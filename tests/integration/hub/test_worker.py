@@ -1,0 +1,179 @@
+"""The ingest worker against a real Mosquitto and a real database: acks, rollups, bad input, status."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cloud.db.schema import box_office, events, ingest_rejects
+from cloud.db.sites import list_sites
+from cloud.ingest.worker import IngestWorker
+from cloud.settings import HubSettings
+from protocol.messages import Ack, DeviceStatus
+from protocol.topics import device_topic
+from tests.integration.hub.box import FakeBox
+from tests.support.brokers import Mosquitto
+from tests.support.waiting import wait_for
+from tests.unit.hub.factories import Chain
+
+EVENTS = device_topic("site-a", "box-1", "events")
+STATUS = device_topic("site-a", "box-1", "status")
+
+
+def start_worker(broker: Mosquitto, engine: sa.Engine, **settings: object) -> IngestWorker:
+    url = engine.url.render_as_string(hide_password=False)
+    hub = HubSettings(database_url=url, mqtt_host=broker.host, mqtt_port=broker.port, **settings)  # type: ignore[arg-type]
+    worker = IngestWorker(hub, engine)
+    worker.start()
+    wait_for(lambda: worker.subscribed, timeout=15, what="the worker's subscriptions")
+    return worker
+
+
+@pytest.fixture
+def worker(mosquitto: Mosquitto, engine: sa.Engine) -> Iterator[IngestWorker]:
+    worker = start_worker(mosquitto, engine)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def box(mosquitto: Mosquitto) -> Iterator[FakeBox]:
+    box = FakeBox(mosquitto.host, mosquitto.port)
+    yield box
+    box.close()
+
+
+def sales_held(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(box_office.c.sales), 0))).scalar_one())
+
+
+def test_batch_is_stored_rolled_up_and_acked(worker: IngestWorker, box: FakeBox, engine: sa.Engine) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(5)
+
+    box.publish(EVENTS, chain.batch(1, 5))
+
+    acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the hub's ack")
+    assert acks == [Ack(device_id="box-1", acked_seq=5)]
+    assert sales_held(engine) == 5
+    box.publish(EVENTS, chain.batch(1, 5))  # redelivery: acked again, counted once
+    wait_for(lambda: len(box.acks_of("box-1")) == 2, timeout=10, what="the second ack")
+    assert box.acks_of("box-1")[1] == Ack(device_id="box-1", acked_seq=5)
+    assert sales_held(engine) == 5
+    counters = worker.counters.as_dict()
+    assert (counters["received"], counters["stored"], counters["duplicates"], counters["acks_sent"]) == (
+        2,
+        5,
+        5,
+        2,
+    )
+
+
+def test_gap_is_acked_with_resend_from(worker: IngestWorker, box: FakeBox) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(4)
+
+    box.publish(EVENTS, chain.batch(3, 4))
+
+    acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the hub's ack")
+    assert acks == [Ack(device_id="box-1", acked_seq=0, resend_from=1)]
+    assert worker.counters.gaps == 1
+
+
+def test_garbage_is_counted_and_the_next_batch_still_ingested(
+    worker: IngestWorker, box: FakeBox, engine: sa.Engine
+) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(2)
+
+    box.publish(EVENTS, b"\x00\xff garbage \x9c")
+    box.publish(EVENTS, b'{"schema": "marquee.batch/1", "site_id": "site-a", "events": "nope"}')
+    box.publish(EVENTS, chain.batch(1, 2))
+
+    wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the ack of the good batch")
+    assert box.acks_of("box-1") == [Ack(device_id="box-1", acked_seq=2)]
+    assert worker.counters.malformed == 2
+    assert sales_held(engine) == 2
+    with engine.connect() as conn:
+        reasons = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.device_id)).all()
+    assert [tuple(row) for row in reasons] == [("malformed", "box-1"), ("malformed", "box-1")]
+
+
+def test_status_marks_a_site_online_and_the_last_will_offline(
+    worker: IngestWorker, box: FakeBox, engine: sa.Engine
+) -> None:
+    def site_online() -> bool | None:
+        with engine.connect() as conn:
+            views = list_sites(conn, now=datetime.now(UTC), offline_after=timedelta(seconds=90))
+        return views[0].online if views else None
+
+    online = DeviceStatus(
+        site_id="site-a", device_id="box-1", online=True, sent_at=datetime.now(UTC), backlog=3
+    )
+    box.publish(STATUS, online, retain=True)
+    wait_for(lambda: site_online() is True, timeout=10, what="site-a online")
+
+    # What the broker publishes, retained, when the box vanishes without a goodbye.
+    box.publish(STATUS, DeviceStatus(site_id="site-a", device_id="box-1", online=False), retain=True)
+    wait_for(lambda: site_online() is False, timeout=10, what="site-a offline")
+    assert worker.counters.statuses == 2
+    box.publish(STATUS, b"", retain=True)  # clear the retained message
+
+
+def test_no_ack_while_the_database_fails(worker: IngestWorker, box: FakeBox, engine: sa.Engine) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(3)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE events RENAME TO events_away"))
+
+    box.publish(EVENTS, chain.batch(1, 3))
+    wait_for(lambda: worker.counters.store_failures >= 1, timeout=15, what="a counted store failure")
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE events_away RENAME TO events"))
+    box.publish(EVENTS, chain.batch(1, 3))  # the box resends what was never acked
+    wait_for(lambda: box.acks_of("box-1"), timeout=15, what="the ack once the database is back")
+    assert box.acks_of("box-1") == [Ack(device_id="box-1", acked_seq=3)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 3
+
+
+def test_worker_resubscribes_after_a_broker_restart(
+    mosquitto: Mosquitto, worker: IngestWorker, engine: sa.Engine
+) -> None:
+    mosquitto.restart()
+    wait_for(lambda: worker.subscribed, timeout=30, what="the worker back and subscribed")
+    box = FakeBox(mosquitto.host, mosquitto.port, client_id="box-after-restart")
+    try:
+        chain = Chain("site-a", "box-1")
+        chain.sales(1)
+        box.publish(EVENTS, chain.batch(1, 1))
+        wait_for(lambda: box.acks_of("box-1"), timeout=10, what="an ack after the restart")
+    finally:
+        box.close()
+    assert sales_held(engine) == 1
+
+
+def test_plain_subscription_with_mqtt_311(mosquitto: Mosquitto, engine: sa.Engine, box: FakeBox) -> None:
+    worker = start_worker(mosquitto, engine, mqtt_protocol="3.1.1")
+    try:
+        assert worker.subscriptions() == ["marquee/v1/+/+/events", "marquee/v1/+/+/status"]
+        chain = Chain("site-a", "box-1")
+        chain.sales(2)
+        box.publish(EVENTS, chain.batch(1, 2))
+        acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the ack over MQTT 3.1.1")
+    finally:
+        worker.stop()
+    assert acks == [Ack(device_id="box-1", acked_seq=2)]
+
+
+def test_the_worker_socket_has_nagle_disabled(worker: IngestWorker) -> None:
+    # Nagle's algorithm turns each ack round trip into ~88 ms (see DESIGN.md, known traps).
+    sock = worker._client.socket() if worker._client is not None else None  # noqa: SLF001 - no public handle
+    assert sock is not None
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
