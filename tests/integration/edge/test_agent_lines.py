@@ -10,7 +10,7 @@ import pytest
 
 from edge.agent import Agent
 from edge.devices.pos import NAK, PosFrame, PosFrameParser, SaleAnswer, encode_frame, parse_answer
-from edge.devices.pty import PtyEnd, create_pty_link
+from edge.devices.pty import create_pty_link
 from edge.devices.rdm6300 import encode_frame as card_frame
 from tests.edge_support import PEPPER, edge_settings, new_journal
 from tests.support.brokers import free_port
