@@ -18,17 +18,28 @@ def _refuse_float(value: Any) -> Any:
     raise MalformedMessage(f"canonical encoding refuses a value of type {type(value).__name__}")
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _check(value: Any) -> None:
-    if isinstance(value, float):
-        raise MalformedMessage("canonical encoding refuses floats; use integers in minor units")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise MalformedMessage("canonical encoding needs string keys")
-            _check(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check(item)
+    # Exact type tests first: this walk runs for every event hashed, on both sides (isinstance on the
+    # Mapping ABC made it the larger half of the hub's ingest time).
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is dict or isinstance(item, Mapping):
+            for key, child in item.items():
+                if type(key) is not str:
+                    raise MalformedMessage("canonical encoding needs string keys")
+                if type(child) not in _SCALARS:
+                    stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(child for child in item if type(child) not in _SCALARS)
+        elif isinstance(item, float):
+            raise MalformedMessage("canonical encoding refuses floats; use integers in minor units")
 
 
 def canonical_bytes(value: Mapping[str, Any]) -> bytes:

@@ -17,7 +17,7 @@ from tests.integration.hub.box import FakeBox
 from tests.support.brokers import Mosquitto
 from tests.support.waiting import wait_for
 from tests.unit.hub.factories import Chain
-from tests.unit.hub.testclient import TestClient
+from fastapi.testclient import TestClient
 
 DEVICES = 4
 BATCHES_PER_DEVICE = 5

@@ -6,13 +6,16 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.db.schema import box_office, events, ingest_rejects
 from cloud.db.sites import list_sites
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
+from protocol.codec import encode
 from protocol.messages import Ack, DeviceStatus
 from protocol.topics import device_topic
 from tests.integration.hub.box import FakeBox
@@ -177,3 +180,29 @@ def test_the_worker_socket_has_nagle_disabled(worker: IngestWorker) -> None:
     sock = worker._client.socket() if worker._client is not None else None  # noqa: SLF001 - no public handle
     assert sock is not None
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_a_box_that_vanishes_goes_offline_through_its_last_will(
+    mosquitto: Mosquitto, worker: IngestWorker, engine: sa.Engine
+) -> None:
+    def device_online() -> bool | None:
+        with engine.connect() as conn:
+            views = list_sites(conn, now=datetime.now(UTC), offline_after=timedelta(seconds=90))
+        return views[0].devices[0].online if views and views[0].devices else None
+
+    offline = DeviceStatus(site_id="site-a", device_id="box-1", online=False)
+    online = DeviceStatus(site_id="site-a", device_id="box-1", online=True, sent_at=datetime.now(UTC))
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="box-1")
+    client.will_set(STATUS, encode(offline), qos=1, retain=True)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    client.publish(STATUS, encode(online), qos=1, retain=True).wait_for_publish(timeout=10)
+    wait_for(lambda: device_online() is True, timeout=10, what="box-1 online")
+
+    # Pull the plug: no DISCONNECT packet, so the broker publishes the will.
+    client.loop_stop()
+    sock = client.socket()
+    assert sock is not None
+    sock.close()
+
+    wait_for(lambda: device_online() is False, timeout=10, what="box-1 offline by its last will")

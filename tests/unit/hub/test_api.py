@@ -15,7 +15,7 @@ from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
 from tests.unit.hub.factories import T0, Chain
-from tests.unit.hub.testclient import TestClient
+from fastapi.testclient import TestClient
 
 AUTH = ("alice", "correct horse battery")
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cloud.api.app import create_app
 from cloud.cli import main
 from cloud.settings import HubSettings
-from tests.unit.hub.testclient import TestClient
+from fastapi.testclient import TestClient
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

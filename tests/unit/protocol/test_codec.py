@@ -77,6 +77,10 @@ def test_canonical_encoding_is_key_order_independent_and_refuses_floats() -> Non
     assert canonical_bytes({"a": "é"}) == '{"a":"é"}'.encode()
     with pytest.raises(MalformedMessage, match="floats"):
         canonical_bytes({"price": 12.5})
+    with pytest.raises(MalformedMessage, match="floats"):
+        canonical_bytes({"items": [{"lines": [1, (2, 3.0)]}]})
+    with pytest.raises(MalformedMessage, match="string keys"):
+        canonical_bytes({"items": [{1: "x"}]})
 
 
 @given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=10, max_size=10))
