@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from cloud.db.engine import make_engine, migrate
 from cloud.db.schema import box_office, devices, events
@@ -17,7 +18,6 @@ from tests.integration.hub.box import FakeBox
 from tests.support.brokers import Mosquitto
 from tests.support.waiting import wait_for
 from tests.unit.hub.factories import Chain
-from fastapi.testclient import TestClient
 
 DEVICES = 4
 BATCHES_PER_DEVICE = 5

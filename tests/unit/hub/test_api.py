@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
 from cloud.auth import hash_password
@@ -15,7 +16,6 @@ from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
 from tests.unit.hub.factories import T0, Chain
-from fastapi.testclient import TestClient
 
 AUTH = ("alice", "correct horse battery")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
 from cloud.cli import main
 from cloud.settings import HubSettings
-from fastapi.testclient import TestClient
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
