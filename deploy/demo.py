@@ -199,7 +199,9 @@ def main() -> int:
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
     demo = Demo(args.workdir, args.http_port)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C, a closed terminal or a kill all end the same way: every process of the demo stopped.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     started = time.monotonic()
     try:
         mqtt_port, protocol = demo.start_broker()
