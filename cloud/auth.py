@@ -11,6 +11,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cloud.db.users import UserRow, get_user
 
 MIN_PASSWORD_LENGTH = 10
+ENFORCED_ROLES = ("admin", "analyst")
+"""Roles the hub can honour today. site_manager needs per-site scoping, which does not exist yet."""
+UNSCOPED_ROLE_REFUSAL = "role {role!r} is not supported yet (no per-site scoping); use admin or analyst"
 
 
 @functools.cache

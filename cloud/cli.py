@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.auth import hash_password, password_problem
+from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, hash_password, password_problem
 from cloud.db.engine import make_engine, migrate
 from cloud.db.schema import ROLES
 from cloud.db.users import add_user
@@ -112,9 +112,23 @@ def user() -> None:
     """
 
 
+class _RoleChoice(click.Choice[str]):
+    """admin or analyst; a role the schema knows but the hub cannot enforce yet fails with one line."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in ROLES and value not in ENFORCED_ROLES:
+            raise click.ClickException(UNSCOPED_ROLE_REFUSAL.format(role=value))
+        return super().convert(value, param, ctx)
+
+
 @user.command(name="add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
+@click.option(
+    "--role",
+    type=_RoleChoice(ENFORCED_ROLES),
+    required=True,
+    help="What the user may do: admin or analyst (site_manager is not supported yet).",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def user_add(username: str, role: str, password_stdin: bool) -> None:
     """Create a user with a password (prompted for, or read from stdin).

@@ -6,8 +6,10 @@ POS sells without loyalty (fail open for sales).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -15,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from edge import __version__
 from edge.clock import clock_synchronised
 from edge.decide import decide_sale
 from edge.devices.pos import (
     NAK,
+    SALE_ID_PATTERN,
     PosControl,
     PosFrame,
     PosFrameParser,
@@ -43,6 +48,7 @@ from protocol.loyalty import EarningRule
 from protocol.messages import DeviceStatus
 
 log = logging.getLogger(__name__)
+SALE_ID_RE = re.compile(SALE_ID_PATTERN)
 
 
 @dataclass
@@ -61,6 +67,15 @@ class _Till:
     pending: _PendingCard | None = None
     last_answer: bytes | None = None
     answer_resends: int = 0
+
+
+def _readable_sale_id(payload: bytes) -> str | None:
+    """The request's sale id when it can be read at all, so the till can match our rejection to its sale."""
+    try:
+        sale_id = json.loads(payload).get("sale_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return sale_id if isinstance(sale_id, str) and SALE_ID_RE.fullmatch(sale_id) else None
 
 
 def _line_item(item: SaleItem) -> LineItem:
@@ -160,10 +175,12 @@ class Agent:
         now = time.monotonic() if now is None else now
         if not till.debouncer.accept(card_id, now):
             return False
-        token = card_token(self._pepper, reader_kind, card_id)
-        till.pending = _PendingCard(token, mask_card_id(card_id), now + till.settings.card_hold_s)
-        self.counters["cards"] += 1
-        log.debug("card %s presented at till %s", till.pending.masked, till_id)
+        card = _PendingCard(card_token(self._pepper, reader_kind, card_id), mask_card_id(card_id),
+                            now + till.settings.card_hold_s)
+        with self._lock:  # a sale being committed decides which card it consumed under this lock
+            till.pending = card
+            self.counters["cards"] += 1
+        log.debug("card %s presented at till %s", card.masked, till_id)
         return True
 
     def handle_sale(self, till_id: str, payload: bytes, *, now: float | None = None) -> bytes:
@@ -175,12 +192,13 @@ class Agent:
         try:
             request = parse_pos_request(payload)
         except PosRequestError as exc:
-            self.counters["sales_rejected"] += 1
-            log.warning("till %s sent a request we cannot use: %s", till_id, exc)
-            return encode_answer(SaleAnswer(sale_id="", status="rejected", message=str(exc)[:200]))
+            return self._reject(till_id, _readable_sale_id(payload), str(exc))
         try:
             answer = self._record_sale(till_id, request, time.monotonic() if now is None else now)
-        except (StoreError, ValueError) as exc:
+        except ValidationError as exc:
+            # The POS protocol let through what the event model refuses: refuse the request, clearly.
+            return self._reject(till_id, request.sale_id, f"{exc.error_count()} field(s) out of range")
+        except StoreError as exc:
             # Fail open: the till sells without loyalty rather than wait on a broken store.
             self.counters["sales_failed_open"] += 1
             log.error("sale %s at till %s not recorded, answered without loyalty: %s", request.sale_id,
@@ -190,6 +208,11 @@ class Agent:
                                 message="loyalty unavailable")
         self.last_decision_ms = (time.perf_counter() - started) * 1000
         return encode_answer(answer)
+
+    def _reject(self, till_id: str, sale_id: str | None, reason: str) -> bytes:
+        self.counters["sales_rejected"] += 1
+        log.warning("till %s sent a request we cannot use: %s", till_id, reason)
+        return encode_answer(SaleAnswer(sale_id=sale_id, status="rejected", message=reason[:200]))
 
     def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
         till = self._tills[till_id]
@@ -228,7 +251,8 @@ class Agent:
                         tx.add_points(token, sale.loyalty.points_earned)
                     masked = pending.masked if pending else None
             if existing is None:
-                till.pending = None
+                if till.pending is pending:  # a card presented meanwhile waits for the next sale
+                    till.pending = None
                 self.counters["sales"] += 1
         self.uplink.notify()
         loyalty = sale.loyalty

@@ -49,6 +49,10 @@ UtcDatetime = Annotated[
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
 MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+INT64_MAX = 2**63 - 1
+"""Every counter on the wire fits a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT)."""
+Seq = Annotated[int, Field(ge=1, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 def _is_v7(value: UUID) -> UUID:
@@ -65,7 +69,7 @@ class Event(BaseModel):
     schema_: Literal["marquee.event/1"] = Field(default=EVENT_SCHEMA, alias="schema")
     type: Annotated[str, Field(min_length=1, max_length=64)]
     device_id: Id
-    seq: Annotated[int, Field(ge=1)]
+    seq: Seq
     event_id: Annotated[UUID, AfterValidator(_is_v7)]
     occurred_at: UtcDatetime
     clock_ok: bool
@@ -106,7 +110,7 @@ class LineItem(BaseModel):
     sku: Annotated[str, Field(min_length=1, max_length=64)]
     description: Annotated[str, Field(max_length=120)] | None = None
     film: Annotated[str, Field(max_length=120)] | None = None
-    hall: Annotated[str, Field(max_length=32)] | None = None
+    hall: Annotated[str, Field(max_length=64)] | None = None
     showtime: UtcDatetime | None = None
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     unit_price: MinorUnits
@@ -123,8 +127,8 @@ class LoyaltyOutcome(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     status: Literal["earned", "no_card", "unavailable"]
-    points_earned: Annotated[int, Field(ge=0)] = 0
-    balance: int | None = None
+    points_earned: Annotated[int, Field(ge=0, le=10**12)] = 0
+    balance: Annotated[int, Field(ge=-(10**12), le=10**12)] | None = None
     rule_id: str | None = None
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.events import Event, Id, UtcDatetime
+from protocol.events import Count, Event, Id, Seq, UtcDatetime
 
 MAX_BATCH_EVENTS = 500
 
@@ -41,8 +41,8 @@ class Ack(BaseModel):
 
     schema_: Literal["marquee.ack/1"] = Field(default="marquee.ack/1", alias="schema")
     device_id: Id
-    acked_seq: Annotated[int, Field(ge=0)]
-    resend_from: Annotated[int, Field(ge=1)] | None = None
+    acked_seq: Count
+    resend_from: Seq | None = None
     error: Annotated[str, Field(max_length=200)] | None = None
 
 
@@ -58,9 +58,9 @@ class DeviceStatus(BaseModel):
     sent_at: UtcDatetime | None = None
     clock_ok: bool | None = None
     version: str | None = None
-    last_seq: Annotated[int, Field(ge=0)] = 0
-    acked_seq: Annotated[int, Field(ge=0)] = 0
-    backlog: Annotated[int, Field(ge=0)] = 0
-    disk_free_bytes: Annotated[int, Field(ge=0)] | None = None
+    last_seq: Count = 0
+    acked_seq: Count = 0
+    backlog: Count = 0
+    disk_free_bytes: Count | None = None
     peripherals: dict[str, str] = Field(default_factory=dict)
-    counters: dict[str, int] = Field(default_factory=dict)
+    counters: dict[str, Count] = Field(default_factory=dict)

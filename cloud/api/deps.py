@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from cloud.auth import authenticate
+from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, authenticate
 from cloud.db.users import UserRow
 from cloud.settings import HubSettings
 
@@ -43,7 +43,8 @@ ConnDep = Annotated[sa.Connection, Depends(get_conn)]
 def get_current_user(
     conn: ConnDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 ) -> UserRow:
-    """The user named by HTTP Basic credentials; 401 with a Basic challenge otherwise."""
+    """The user named by HTTP Basic credentials; 401 with a Basic challenge otherwise, 403 for a role
+    the hub cannot enforce yet."""
     user = None
     if credentials is not None:
         user = authenticate(conn, username=credentials.username, password=credentials.password)
@@ -52,6 +53,11 @@ def get_current_user(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="authentication required",
             headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
+        )
+    if user.role not in ENFORCED_ROLES:
+        # A site manager would otherwise see every site: refuse until site scoping exists.
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN, detail=UNSCOPED_ROLE_REFUSAL.format(role=user.role)
         )
     return user
 

@@ -125,6 +125,24 @@ def mark_chain_broken(conn: sa.Connection, *, device_id: str, at: datetime, erro
     )
 
 
+def stored_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int) -> dict[int, str]:
+    """The hashes the hub holds for the device's seqs first..last (inclusive), by seq."""
+    rows = conn.execute(
+        sa.select(events.c.seq, events.c.hash).where(
+            events.c.device_id == device_id, events.c.seq.between(first, last)
+        )
+    )
+    return {int(row.seq): row.hash for row in rows}
+
+
+def acked_seq_of(conn: sa.Connection, *, device_id: str, site_id: str) -> int:
+    """The device's chain head as its acks report it; 0 for a device unknown on that site."""
+    value = conn.execute(
+        sa.select(devices.c.last_seq).where(devices.c.device_id == device_id, devices.c.site_id == site_id)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
 def record_reject(
     conn: sa.Connection,
     *,
@@ -133,14 +151,26 @@ def record_reject(
     device_id: str | None,
     reason: str,
     detail: str,
-) -> None:
-    """Keep a row about a message the hub refused: the reason, never the raw payload."""
+    seq: int | None = None,
+) -> bool:
+    """Keep a row about a message the hub refused: the reason, never the raw payload.
+
+    A box resends what was refused, so a row is kept once per (device, reason, seq), or per
+    (device, reason, detail) when no seq is known; False when such a row exists already.
+    """
+    device = device_id[:64] if device_id else None
+    reason, detail = reason[:64], detail[:MAX_DETAIL_CHARS]
+    col = ingest_rejects.c
+    same_refusal = sa.and_(
+        col.reason == reason,
+        col.device_id == device if device is not None else col.device_id.is_(None),
+        col.seq == seq if seq is not None else sa.and_(col.seq.is_(None), col.detail == detail),
+    )
+    if conn.execute(sa.select(col.id).where(same_refusal).limit(1)).first() is not None:
+        return False
     conn.execute(
         sa.insert(ingest_rejects).values(
-            received_at=received_at,
-            topic=topic[:255],
-            device_id=device_id[:64] if device_id else None,
-            reason=reason[:64],
-            detail=detail[:MAX_DETAIL_CHARS],
+            received_at=received_at, topic=topic[:255], device_id=device, reason=reason, detail=detail, seq=seq
         )
     )
+    return True

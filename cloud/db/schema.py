@@ -66,7 +66,7 @@ box_office = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),
     # '' rather than NULL: NULLs never conflict in a primary key or an ON CONFLICT target.
     sa.Column("film", sa.String(120), primary_key=True),
-    sa.Column("hall", sa.String(32), primary_key=True),
+    sa.Column("hall", sa.String(64), primary_key=True),
     sa.Column("currency", sa.String(3), primary_key=True),
     sa.Column("tickets", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("ticket_revenue", sa.BigInteger, nullable=False, server_default="0"),
@@ -84,6 +84,9 @@ ingest_rejects = sa.Table(
     sa.Column("device_id", sa.String(64), nullable=True),
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+    # The first refused event's seq, when known: a box resending the same refused batch adds no row.
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Index("ix_ingest_rejects_device_reason_seq", "device_id", "reason", "seq"),
 )
 
 users = sa.Table(

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from cloud.db import ingest as db
 from cloud.db.sites import apply_status
-from cloud.errors import StoreError
+from cloud.errors import IngestError, StoreError
 from cloud.ingest.counters import IngestCounters, Throttle
-from cloud.ingest.store import IngestResult, store_batch
+from cloud.ingest.store import IngestResult, reject_batch, store_batch
 from protocol.codec import decode, encode
 from protocol.errors import MalformedMessage, TopicError
 from protocol.messages import DeviceStatus, EventBatch
@@ -47,6 +47,7 @@ class MessageHandler:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._malformed_log = Throttle(log)
         self._reject_log = Throttle(log)
+        self._chain_log = Throttle(log)
         self._db_ok = True
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
@@ -84,6 +85,17 @@ class MessageHandler:
             )
         except StoreError:
             return  # no ack: the box keeps the events and resends them
+        except IngestError as exc:
+            # The database is fine; this batch is not (a forged event clashing with a held one).
+            detail = str(exc)
+            try:
+                result = self._transaction(
+                    lambda conn: reject_batch(
+                        conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic, detail=detail
+                    )
+                )
+            except (StoreError, IngestError):
+                return
         self._count(result, topic)
         if self._publish(device_topic(ref.site_id, ref.device_id, "ack"), encode(result.ack)):
             self.counters.acks_sent += 1
@@ -97,8 +109,11 @@ class MessageHandler:
         if result.rejected:
             counters.rejected += 1
             self._reject_log.warning("refused a batch on %s: %s", topic, result.rejected)
+        if result.malformed:
+            counters.malformed += 1
+            self._malformed_log.warning("malformed event on %s: %s", topic, result.malformed)
         if result.chain_broken:
-            log.warning("hash chain broken on %s after seq %d", topic, result.ack.acked_seq)
+            self._chain_log.warning("hash chain broken on %s after seq %d", topic, result.ack.acked_seq)
 
     def _on_status(
         self, topic: str, ref: TopicRef, payload: bytes, received_at: datetime, retained: bool
@@ -137,12 +152,14 @@ class MessageHandler:
             )
         except StoreError:
             return
+        except IngestError as exc:
+            reason, detail = "rejected", str(exc)
+        else:
+            detail = f"status for a device of another site on {topic}"
         if reason is not None:
             self.counters.rejected += 1
             self._reject_log.warning("refused a status on %s: %s", topic, reason)
-            self._try_record(
-                topic, device_id, reason, f"status for a device of another site on {topic}", received_at
-            )
+            self._try_record(topic, device_id, reason, detail, received_at)
 
     def _malformed(self, topic: str, device_id: str | None, reason: str, received_at: datetime) -> None:
         self.counters.malformed += 1
@@ -163,8 +180,8 @@ class MessageHandler:
                     detail=detail,
                 )
             )
-        except StoreError:
-            pass  # already counted and logged as a store failure
+        except (StoreError, IngestError):
+            pass  # already counted and logged
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
         """Run `work` in one committed transaction, retrying transient failures; StoreError otherwise."""
@@ -178,6 +195,9 @@ class MessageHandler:
                     continue
                 self._store_failed(exc)
                 raise StoreError(str(exc.orig or exc).strip()[:200]) from exc
+            except IntegrityError as exc:
+                # A constraint refused this message's data: the database itself is fine.
+                raise IngestError(_first_line(exc)) from exc
             except SQLAlchemyError as exc:
                 self._store_failed(exc)
                 raise StoreError(str(exc).strip()[:200]) from exc
@@ -192,3 +212,8 @@ class MessageHandler:
         if self._db_ok:
             log.warning("database unavailable, ingest paused (no acks until it returns)", exc_info=exc)
             self._db_ok = False
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -11,7 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from cloud.db import ingest as db
-from cloud.ingest.plan import BatchPlan, plan_batch
+from cloud.ingest.plan import BatchPlan, held_range, plan_batch
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from protocol.errors import MalformedMessage
 from protocol.events import Event, SaleRecorded
@@ -29,6 +29,7 @@ class IngestResult:
     gap: bool = False
     chain_broken: bool = False
     rejected: str | None = None
+    malformed: str | None = None
     bad_payloads: int = 0
 
 
@@ -53,7 +54,7 @@ def store_batch(
             conn,
             received_at,
             topic,
-            device_id,
+            batch,
             "site_mismatch",
             f"batch says site {batch.site_id!r}, topic says {site_id!r}",
         )
@@ -65,7 +66,7 @@ def store_batch(
                 conn,
                 received_at,
                 topic,
-                device_id,
+                batch,
                 "device_site_mismatch",
                 f"device belongs to site {owner!r}, not {site_id!r}",
             )
@@ -76,12 +77,14 @@ def store_batch(
             conn,
             received_at,
             topic,
-            device_id,
+            batch,
             "device_site_mismatch",
             f"device belongs to site {head.site_id!r}, not {site_id!r}",
         )
 
-    plan = plan_batch(batch.events, last_seq=head.last_seq, last_hash=head.last_hash)
+    span = held_range(batch.events, last_seq=head.last_seq)
+    held = db.stored_hashes(conn, device_id=device_id, first=span[0], last=span[1]) if span else {}
+    plan = plan_batch(batch.events, last_seq=head.last_seq, last_hash=head.last_hash, held=held)
     bad_payloads = _store_accepted(conn, plan=plan, site_id=site_id, received_at=received_at, topic=topic)
     if plan.accept:
         db.advance_device(
@@ -97,11 +100,25 @@ def store_batch(
             device_id=device_id,
             reason="chain_broken",
             detail=reason,
+            seq=plan.broken_seq,
         )
         db.mark_chain_broken(conn, device_id=device_id, at=received_at, error=reason)
         # No resend_from: the box would resend the same broken event forever.
         ack = Ack(device_id=device_id, acked_seq=plan.last_seq, error="chain_broken")
         return IngestResult(ack, stored, duplicates, chain_broken=True, bad_payloads=bad_payloads)
+    if plan.malformed is not None:
+        detail = f"event #{plan.broken_seq}: {plan.malformed}"
+        db.record_reject(
+            conn,
+            received_at=received_at,
+            topic=topic,
+            device_id=device_id,
+            reason="malformed",
+            detail=detail,
+            seq=plan.broken_seq,
+        )
+        ack = Ack(device_id=device_id, acked_seq=plan.last_seq, error="malformed")
+        return IngestResult(ack, stored, duplicates, malformed=detail, bad_payloads=bad_payloads)
     if plan.resend_from is not None:
         ack = Ack(device_id=device_id, acked_seq=plan.last_seq, resend_from=plan.resend_from)
         return IngestResult(ack, stored, duplicates, gap=True, bad_payloads=bad_payloads)
@@ -131,6 +148,7 @@ def _store_accepted(
                 device_id=event.device_id,
                 reason="bad_payload",
                 detail=f"event #{event.seq} stored, not rolled up: {sale}",
+                seq=event.seq,
             )
     # Sorted keys: concurrent writers take rollup row locks in one order.
     db.add_box_office(conn, rows=[deltas[key].as_row(key) for key in sorted(deltas)])
@@ -148,10 +166,29 @@ def _sale_of(event: Event) -> SaleRecorded | MalformedMessage | None:
     return payload if isinstance(payload, SaleRecorded) else None
 
 
-def _reject(
-    conn: sa.Connection, received_at: datetime, topic: str, device_id: str, reason: str, detail: str
+def reject_batch(
+    conn: sa.Connection, *, batch: EventBatch, site_id: str, received_at: datetime, topic: str, detail: str
 ) -> IngestResult:
+    """Refuse a batch the database would not take (a clashing event_id, say), in a fresh transaction.
+
+    The ack reports the device's head as held, with error="rejected" so the box backs off.
+    """
+    _reject(conn, received_at, topic, batch, "rejected", detail)
+    acked = db.acked_seq_of(conn, device_id=batch.device_id, site_id=site_id)
+    return IngestResult(Ack(device_id=batch.device_id, acked_seq=acked, error="rejected"), rejected="rejected")
+
+
+def _reject(
+    conn: sa.Connection, received_at: datetime, topic: str, batch: EventBatch, reason: str, detail: str
+) -> IngestResult:
+    device_id = batch.device_id
     db.record_reject(
-        conn, received_at=received_at, topic=topic, device_id=device_id, reason=reason, detail=detail
+        conn,
+        received_at=received_at,
+        topic=topic,
+        device_id=device_id,
+        reason=reason,
+        detail=detail,
+        seq=batch.events[0].seq,
     )
     return IngestResult(Ack(device_id=device_id, acked_seq=0, error=reason), rejected=reason)

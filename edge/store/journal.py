@@ -122,7 +122,10 @@ class Journal:
             except BaseException as exc:
                 self._last_seq, self._last_hash = start
                 if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("journal rollback failed; SQLite discards the transaction on close")
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"journal write failed: {exc}") from exc
                 raise

@@ -26,6 +26,7 @@ from protocol.topics import device_topic
 
 log = logging.getLogger(__name__)
 StatusProvider = Callable[[bool], DeviceStatus]
+ERROR_BACKOFF_S = 300
 
 
 class Uplink:
@@ -46,6 +47,7 @@ class Uplink:
         self._next_seq = self._acked + 1
         self._deadline = 0.0
         self._connected = False
+        self._refusal: str | None = None
         self._thread: threading.Thread | None = None
         self.counters: dict[str, int] = {
             "batches_sent": 0,
@@ -68,6 +70,13 @@ class Uplink:
     @property
     def acked_seq(self) -> int:
         return self._acked
+
+    def retry_in(self) -> float | None:
+        """Seconds until unacknowledged events are published again; None when nothing waits for an ack."""
+        with self._lock:
+            if self._next_seq <= self._acked + 1:
+                return None
+            return max(0.0, self._deadline - time.monotonic())
 
     def start(self) -> None:
         """Connect in the background (retrying forever) and start the sender thread."""
@@ -99,6 +108,13 @@ class Uplink:
 
     # paho callbacks run on paho's network thread.
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        # paho re-raises what a callback raises and its network thread dies with it: never let anything out.
+        try:
+            self._connected_now(client, reason_code)
+        except Exception:
+            log.exception("could not handle the broker's CONNACK")
+
+    def _connected_now(self, client: mqtt.Client, reason_code: Any) -> None:
         if reason_code.is_failure:
             log.warning("broker refused the connection: %s", reason_code)
             return
@@ -119,13 +135,25 @@ class Uplink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            ack = decode(Ack, message.payload)
+            self._handle_ack(message.payload)
+        except Exception:
+            log.exception("could not handle a message from the hub")
+
+    def _handle_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode(Ack, payload)
         except MalformedMessage as exc:
             self.counters["bad_acks"] += 1
             log.warning("ignored a malformed ack: %s", exc)
             return
         if ack.device_id != self._device:
             self.counters["bad_acks"] += 1
+            return
+        if ack.acked_seq > self._journal.last_seq:
+            # The hub holds more of this device than the journal has: a box rebuilt under an old device id.
+            self.counters["bad_acks"] += 1
+            log.error("hub acks seq %d but this journal ends at %d; is this device id reused?",
+                      ack.acked_seq, self._journal.last_seq)
             return
         try:
             held = self._journal.mark_acked(ack.acked_seq)
@@ -139,9 +167,15 @@ class Uplink:
             self._next_seq = max(self._next_seq, held + 1)
             if ack.resend_from is not None:
                 self._next_seq = max(held + 1, min(self._next_seq, ack.resend_from))
+            if ack.error:
+                # The hub refuses what follows: asking again every few seconds changes nothing.
+                self._deadline = time.monotonic() + ERROR_BACKOFF_S
             self.counters["acks"] += 1
-        if ack.error:
-            log.error("hub refused events after seq %d: %s", held, ack.error)
+        if ack.error and ack.error != self._refusal:
+            log.error("hub refuses events after seq %d (%s); retrying every %ds", held, ack.error, ERROR_BACKOFF_S)
+        elif not ack.error and self._refusal:
+            log.info("hub accepts events again from seq %d", held + 1)
+        self._refusal = ack.error
         self._wake.set()
 
     def _run(self) -> None:

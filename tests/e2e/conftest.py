@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class PosEnd:
     def sale(self, body: bytes, timeout: float = 10.0) -> SaleAnswer:
         """Send a sale and wait for its answer; like a real POS, send the same frame again after 1 s of
         silence (the box may not have its line open yet; the same sale id is answered once)."""
+        sale_id = json.loads(body)["sale_id"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pty.write(encode_frame(body))
@@ -47,9 +49,11 @@ class PosEnd:
             while time.monotonic() < min(resend_at, deadline):
                 self.pending.extend(self.parser.feed(self.pty.read_available(0.05)))
                 frames = [item for item in self.pending if isinstance(item, PosFrame)]
-                if frames:
-                    self.pending.clear()
-                    return parse_answer(frames[0].payload)
+                self.pending.clear()
+                for frame in frames:
+                    answer = parse_answer(frame.payload)
+                    if answer.sale_id == sale_id:  # an answer to an earlier resend is not this sale's
+                        return answer
         raise AssertionError(f"no answer on the POS line within {timeout}s")
 
 

@@ -40,6 +40,20 @@ def test_the_demo_shows_three_sites_and_ctrl_c_stops_everything(tmp_path: Path) 
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert demo.stdout is not None
+    try:
+        check_demo(demo, workdir, port)
+    finally:
+        if demo.poll() is None:  # a failed check must not leave the demo running
+            demo.terminate()
+            demo.wait(timeout=60)
+        demo.stdout.close()
+    assert processes_of(workdir) == []
+    logs = "".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
+    assert " ERROR " not in logs and "Traceback" not in logs
+
+
+def check_demo(demo: subprocess.Popen[str], workdir: Path, port: int) -> None:
+    assert demo.stdout is not None
     out = ""
     for line in demo.stdout:  # ends at "Ready", or at EOF if the demo fails (the test's timeout bounds it)
         out += line
@@ -54,7 +68,3 @@ def test_the_demo_shows_three_sites_and_ctrl_c_stops_everything(tmp_path: Path) 
 
     demo.send_signal(signal.SIGINT)  # Ctrl-C
     assert demo.wait(timeout=60) == 0
-    demo.stdout.close()
-    assert processes_of(workdir) == []
-    logs = "".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
-    assert " ERROR " not in logs and "Traceback" not in logs

@@ -58,8 +58,12 @@ class Mosquitto:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config_text())
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: port_open(self.port), timeout=10, what=f"mosquitto on port {self.port}")
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: port_open(self.port), timeout=10, what=f"mosquitto on port {self.port}")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is None:
@@ -70,8 +74,6 @@ class Mosquitto:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
         self.process = None
         deadline = time.monotonic() + 10
         while port_open(self.port) and time.monotonic() < deadline:

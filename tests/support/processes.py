@@ -84,7 +84,11 @@ class Hub:
                        input=self.password.encode(), env=env, check=True, capture_output=True)
         self.program = Program([hub, "serve"], self.env, self.workdir / "hub.log")
         self.program.start()
-        wait_for(self._healthy, timeout=30, what="the hub's /healthz")
+        try:
+            wait_for(self._healthy, timeout=30, what="the hub's /healthz")
+        except BaseException:
+            self.program.stop()
+            raise
 
     def _healthy(self) -> bool:
         assert self.program is not None and self.program.alive(), self.program.log() if self.program else ""
@@ -98,6 +102,10 @@ class Hub:
         response = httpx.get(f"{self.url}{path}", params=params, auth=(self.username, self.password), timeout=5)
         response.raise_for_status()
         return response.json()
+
+    def counters(self) -> dict[str, int]:
+        """The ingest counters /healthz reports."""
+        return dict(httpx.get(f"{self.url}/healthz", timeout=5).json()["counters"])
 
     def stop(self) -> None:
         if self.program is not None:

@@ -86,13 +86,15 @@ def test_a_resent_sale_gets_the_same_answer_and_earns_once(agent: Agent) -> None
 
 
 @pytest.mark.parametrize(
-    "payload",
-    [b"not json", b"[]", request("S-1", currency="euro"), request("S-1", items=[]), request("bad id!"),
-     json.dumps({"type": "refund"}).encode(), b"{" * 5000],
+    ("payload", "sale_id"),
+    [(b"not json", None), (b"[]", None), (request("S-1", currency="euro"), "S-1"), (request("S-1", items=[]), "S-1"),
+     (request("bad id!"), None), (json.dumps({"type": "refund"}).encode(), None), (b"{" * 5000, None)],
 )
-def test_a_bad_request_gets_a_clear_rejection_and_nothing_is_recorded(agent: Agent, payload: bytes) -> None:
+def test_a_bad_request_gets_a_clear_rejection_and_nothing_is_recorded(agent: Agent, payload: bytes,
+                                                                      sale_id: str | None) -> None:
     answer = answer_of(agent.handle_sale("t1", payload, now=11.0))
     assert answer.status == "rejected" and answer.message
+    assert answer.sale_id == sale_id  # the till can tell which of its sales was refused
     assert agent.journal.stats().last_seq == 0
     assert agent.counters["sales_rejected"] == 1
     assert answer_of(agent.handle_sale("t1", request("S-ok"))).status == "ok"  # and the agent goes on
@@ -120,3 +122,13 @@ def test_a_full_disk_fails_open_and_loses_no_recorded_sale(agent: Agent) -> None
     recorded = [e.payload["sale_id"] for e in agent.journal.read_events(from_seq=1, limit=1000)]
     answered_ok = ["S-0"] + [sale for sale, answer in answers.items() if answer.status == "ok"] + ["S-after"]
     assert recorded == answered_ok
+
+
+def test_every_value_the_pos_protocol_allows_is_recorded(agent: Agent) -> None:
+    hall = "h" + "x" * 63  # the longest hall id the POS protocol accepts
+    body = json.loads(request("S-long"))
+    body["items"][0]["hall"] = hall
+    body["items"][0]["film"] = "F" * 120
+    answer = answer_of(agent.handle_sale("t1", json.dumps(body).encode(), now=11.0))
+    assert answer.status == "ok"
+    assert agent.journal.read_events(from_seq=1, limit=1)[0].payload["items"][0]["hall"] == hall

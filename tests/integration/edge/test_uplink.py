@@ -144,8 +144,10 @@ def test_a_batch_that_is_never_acked_is_published_again(
         peer.close()
 
 
-def test_the_hub_can_ask_for_a_resend_from_a_gap(settings: EdgeSettings, journal: Journal,
-                                                 mosquitto: Mosquitto) -> None:
+def test_the_hub_can_ask_for_a_resend_from_a_gap(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    # A long ack timeout: only the hub's resend_from can bring the events back quickly.
+    settings = edge_settings(tmp_path, mqtt={"port": mosquitto.port}, sync={"ack_timeout_s": 600})
+    journal = new_journal(settings)
     asked: list[int] = []
 
     def policy(batch: EventBatch, n: int) -> Ack | str | None:
@@ -160,9 +162,56 @@ def test_the_hub_can_ask_for_a_resend_from_a_gap(settings: EdgeSettings, journal
     try:
         wait_for(lambda: journal.stats().backlog == 0, timeout=20, what="acked after the resend")
         assert asked and peer.received.count(1) >= 2
+        assert uplink.counters["resends"] == 0  # no timeout was involved
     finally:
         uplink.stop()
         peer.close()
+        journal.close()
+
+
+def test_a_refusal_is_not_asked_again_every_few_seconds(settings: EdgeSettings, journal: Journal,
+                                                       mosquitto: Mosquitto) -> None:
+    peer = AckingPeer(mosquitto, policy=lambda batch, n: Ack(device_id=DEVICE, acked_seq=0, error="chain_broken"))
+    append(journal, 5)
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: uplink.counters["acks"] >= 1, timeout=10, what="the refusal")
+        retry = uplink.retry_in()
+        assert retry is not None and retry > 60  # not the 0.5 s ack timeout
+        assert peer.batches == 1 and journal.stats().backlog == 5  # nothing is forgotten either
+    finally:
+        uplink.stop()
+        peer.close()
+
+
+def test_hostile_or_impossible_acks_are_ignored_and_the_link_keeps_working(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    statuses: list[bytes] = []
+    intruder = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    intruder.on_message = lambda c, u, msg: statuses.append(msg.payload)
+    intruder.connect(mosquitto.host, mosquitto.port)
+    intruder.subscribe(device_topic(SITE, DEVICE, "status"), qos=1)
+    intruder.loop_start()
+    uplink = start_uplink(settings, journal)
+    try:
+        # The box subscribes to its acks before it says online, so once online shows, acks reach it.
+        wait_for(lambda: any(decode(DeviceStatus, p).online for p in statuses), timeout=10, what="online")
+        topic = device_topic(SITE, DEVICE, "ack")
+        for payload in [b"\xff\x00", b"{}", b'{"schema":"marquee.ack/1","device_id":"%s","acked_seq":%d}'
+                        % (DEVICE.encode(), 2**64), encode(Ack(device_id=DEVICE, acked_seq=7))]:
+            intruder.publish(topic, payload, qos=1).wait_for_publish(5)
+        wait_for(lambda: uplink.counters["bad_acks"] == 4, timeout=10, what="four bad acks counted")
+        assert journal.stats().acked_seq == 0  # an ack beyond the journal is not believed
+        peer = AckingPeer(mosquitto)
+        append(journal, 3)
+        uplink.notify()
+        wait_for(lambda: journal.stats().acked_seq == 3, timeout=20, what="the link still works")
+        peer.close()
+    finally:
+        intruder.loop_stop()
+        intruder.disconnect()
+        uplink.stop()
 
 
 def test_a_broker_restart_mid_stream_loses_nothing(settings: EdgeSettings, journal: Journal,

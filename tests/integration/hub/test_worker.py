@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,24 @@ def test_garbage_is_counted_and_the_next_batch_still_ingested(
     with engine.connect() as conn:
         reasons = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.device_id)).all()
     assert [tuple(row) for row in reasons] == [("malformed", "box-1"), ("malformed", "box-1")]
+
+
+def test_an_event_that_cannot_be_hashed_is_acked_as_malformed(
+    worker: IngestWorker, box: FakeBox, engine: sa.Engine
+) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(3)
+    wire = json.loads(encode(chain.batch(1, 3)))
+    wire["events"][2]["payload"]["total"] = 0.5
+
+    box.publish(EVENTS, json.dumps(wire).encode())
+
+    acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the hub's ack")
+    assert acks == [Ack(device_id="box-1", acked_seq=2, error="malformed")]
+    assert (worker.counters.malformed, worker.counters.stored, sales_held(engine)) == (1, 2, 2)
+    with engine.connect() as conn:
+        reasons = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.seq)).all()
+    assert [tuple(row) for row in reasons] == [("malformed", 3)]
 
 
 def test_status_marks_a_site_online_and_the_last_will_offline(

@@ -58,6 +58,23 @@ def test_api_needs_valid_credentials(client: TestClient) -> None:
         assert client.get(path, auth=AUTH).status_code == 200
 
 
+def test_a_role_without_site_scoping_is_forbidden(client: TestClient) -> None:
+    # Site managers must see only their sites; until that scoping exists they see nothing.
+    with engine_of(client).begin() as conn:
+        add_user(
+            conn,
+            username="sam",
+            password_hash=hash_password("site manager pw"),
+            role="site_manager",
+            created_at=T0,
+        )
+    for path in ("/api/v1/sites", "/api/v1/stats/box-office?group_by=site", "/"):
+        response = client.get(path, auth=("sam", "site manager pw"))
+        assert response.status_code == 403, path
+        assert "'site_manager' is not supported yet" in response.json()["detail"]
+        assert client.get(path, auth=("sam", "wrong password")).status_code == 401
+
+
 @pytest.mark.parametrize(
     ("group_by", "expected"),
     [

@@ -65,7 +65,7 @@ def test_user_add_prompts_and_refuses_weak_passwords(env: dict[str, str]) -> Non
     short = runner.invoke(main, ["user", "add", "eve", "--role", "analyst"], input="short\nshort\n", env=env)
     prompted = runner.invoke(
         main,
-        ["user", "add", "eve", "--role", "site_manager"],
+        ["user", "add", "eve", "--role", "analyst"],
         input="long enough pw\nlong enough pw\n",
         env=env,
     )
@@ -75,6 +75,21 @@ def test_user_add_prompts_and_refuses_weak_passwords(env: dict[str, str]) -> Non
     assert short.exit_code == 1 and "at least" in short.output
     assert prompted.exit_code == 0, prompted.output
     assert bad_role.exit_code == 2
+
+
+def test_user_add_refuses_site_manager_with_one_line(env: dict[str, str]) -> None:
+    refused = CliRunner().invoke(
+        main,
+        ["user", "add", "sam", "--role", "site_manager", "--password-stdin"],
+        input="long enough pw\n",
+        env=env,
+    )
+    help_text = CliRunner().invoke(main, ["user", "add", "--help"]).output
+
+    assert refused.exit_code == 1
+    assert refused.output.startswith("Error: role 'site_manager' is not supported yet")
+    assert len(refused.output.strip().splitlines()) == 1
+    assert "--role [admin|analyst]" in help_text
 
 
 def test_bad_config_and_unreachable_database_fail_with_one_line() -> None:

@@ -14,7 +14,8 @@ def test_plan_skips_duplicates_then_accepts_the_contiguous_rest() -> None:
     chain = Chain("site-a", "box-1")
     chain.sales(5)
 
-    plan = plan_batch(chain.events[1:5], last_seq=3, last_hash=chain.events[2].hash)
+    held = {event.seq: event.hash for event in chain.events[1:3]}
+    plan = plan_batch(chain.events[1:5], last_seq=3, last_hash=chain.events[2].hash, held=held)
 
     assert [event.seq for event in plan.accept] == [4, 5]
     assert (plan.duplicates, plan.last_seq, plan.last_hash) == (2, 5, chain.events[4].hash)
@@ -25,12 +26,38 @@ def test_plan_reports_a_gap_and_a_broken_link() -> None:
     chain = Chain("site-a", "box-1")
     chain.sales(4)
 
-    gap = plan_batch(chain.events[2:], last_seq=1, last_hash=chain.events[0].hash)
-    broken = plan_batch(chain.events[1:], last_seq=1, last_hash="e" * 64)
+    gap = plan_batch(chain.events[2:], last_seq=1, last_hash=chain.events[0].hash, held={})
+    broken = plan_batch(chain.events[1:], last_seq=1, last_hash="e" * 64, held={})
 
     assert (gap.accept, gap.resend_from, gap.last_seq) == ((), 2, 1)
     assert broken.accept == () and broken.broken_seq == 2 and broken.resend_from is None
     assert "prev_hash" in str(broken.chain_error)
+
+
+def test_plan_treats_another_event_at_a_held_seq_as_a_chain_break() -> None:
+    held_chain = Chain("site-a", "box-1")
+    held_chain.sales(3)
+    rebuilt = Chain("site-a", "box-1")  # a fresh journal under the same device id
+    rebuilt.sales(4)
+    held = {event.seq: event.hash for event in held_chain.events}
+
+    plan = plan_batch(rebuilt.events, last_seq=3, last_hash=held_chain.events[2].hash, held=held)
+
+    assert plan.accept == () and plan.duplicates == 0 and plan.broken_seq == 1
+    assert (plan.last_seq, plan.resend_from) == (3, None)
+    assert "differs from the event the hub holds" in str(plan.chain_error)
+
+
+def test_plan_stops_at_an_event_that_cannot_be_hashed() -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(3)
+    hostile = chain.events[1].model_copy(update={"payload": {"total": 12.5}})
+
+    plan = plan_batch([chain.events[0], hostile, chain.events[2]], last_seq=0, last_hash=None, held={})
+
+    assert [event.seq for event in plan.accept] == [1]
+    assert plan.broken_seq == 2 and plan.chain_error is None and plan.resend_from is None
+    assert "float" in str(plan.malformed)
 
 
 def test_a_sale_counts_once_under_its_first_ticket_line() -> None:

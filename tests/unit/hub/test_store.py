@@ -231,3 +231,41 @@ def test_concurrent_writers_store_every_event_once(engine: sa.Engine, db_url: st
     assert totals(engine)[3] == 90
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(devices.c.last_seq)).scalars()) == {30}
+
+
+def test_rebuilt_box_reusing_a_device_id_is_a_chain_break_not_duplicates(engine: sa.Engine) -> None:
+    old = Chain("site-a", "box-1")
+    old.sales(3)
+    ingest(engine, old.batch(1, 3))
+    rebuilt = Chain("site-a", "box-1")  # a fresh journal: seqs 1..2 again, other sales
+    rebuilt.sales(2)
+
+    with engine.begin() as conn:
+        result = store_batch(conn, batch=rebuilt.batch(1, 2), site_id="site-a", received_at=NOW)
+
+    assert result.ack == Ack(device_id="box-1", acked_seq=3, error="chain_broken")
+    assert result.ack.resend_from is None
+    assert (result.stored, result.duplicates, result.chain_broken) == (0, 0, True)
+    assert rejects(engine) == ["chain_broken"]
+    with engine.connect() as conn:
+        device = conn.execute(sa.select(devices)).one()
+        held = conn.execute(sa.select(events.c.hash).order_by(events.c.seq)).scalars().all()
+    assert device.chain_broken_at == NOW and "#1" in device.chain_error
+    assert held == [event.hash for event in old.events]
+
+
+def test_a_refusal_the_box_repeats_is_recorded_once(engine: sa.Engine) -> None:
+    chain = Chain("site-a", "box-1")
+    chain.sales(3)
+    ingest(engine, chain.batch(1, 1))
+    tampered = chain.events[1].model_copy(update={"payload": {"total": 1}})
+    broken = EventBatch(site_id="site-a", device_id="box-1", events=[tampered, chain.events[2]])
+
+    acks = [ingest(engine, broken) for _ in range(3)]
+    acks += [ingest(engine, chain.batch(2, 3), site_id="site-b") for _ in range(3)]
+
+    assert [ack.error for ack in acks] == ["chain_broken"] * 3 + ["site_mismatch"] * 3
+    assert rejects(engine) == ["chain_broken", "site_mismatch"]
+    with engine.connect() as conn:
+        seqs = conn.execute(sa.select(ingest_rejects.c.seq).order_by(ingest_rejects.c.id)).scalars().all()
+    assert seqs == [2, 2]

@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("site_id", sa.String(64), nullable=False),
         sa.Column("day", sa.Date, nullable=False),
         sa.Column("film", sa.String(120), nullable=False),
-        sa.Column("hall", sa.String(32), nullable=False),
+        sa.Column("hall", sa.String(64), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("tickets", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("ticket_revenue", sa.BigInteger, nullable=False, server_default="0"),
