@@ -91,9 +91,11 @@ def make_site(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[callable]:  # ty
         site.pos.pty.close()
 
 
-@pytest.fixture
-def hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
-    h = Hub(workdir=tmp_path, mqtt_port=mosquitto.port, database_url=f"sqlite:///{tmp_path / 'hub.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub(request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
+    """`marquee-hub serve` on the default SQLite file, and on PostgreSQL as in production."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    h = Hub(workdir=tmp_path, mqtt_port=mosquitto.port, database_url=url)
     h.start()
     yield h
     h.stop()

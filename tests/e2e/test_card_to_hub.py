@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.devices.pos import SaleAnswer
+from edge.devices.pos import SaleAnswer, encode_frame
 from tests.e2e.conftest import Site, present_card
 from tests.support.brokers import Mosquitto
 from tests.support.processes import Hub, edge_status
@@ -120,3 +120,25 @@ def test_the_edge_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> N
                             text=True, timeout=30)
     assert result.returncode != 0
     assert "site_id" in result.stderr and "pepper" in result.stderr
+
+
+@pytest.mark.e2e
+def test_a_box_killed_mid_sale_loses_nothing_and_counts_nothing_twice(
+    hub: Hub, make_site: Callable[..., Site]
+) -> None:
+    site = make_site()
+    total = 40
+    for n in range(1, total + 1):
+        body = sale(f"S-{n}", tickets=1, price=1000)
+        if n % 10 == 0:
+            # Power cut while the sale is in flight: the box may or may not have committed it.
+            site.pos.pty.write(encode_frame(body))
+            site.program.stop(signal.SIGKILL)
+            site.program.start()
+        answer = site.pos.sale(body)  # the POS sends the sale (again) until the box answers
+        assert answer.status == "ok" and answer.sale_id == f"S-{n}"
+    wait_for(lambda: edge_status(site.config)["backlog"] == 0, timeout=60, what="the box's backlog empty")
+    rows = rows_by_key(hub, "site")
+    assert rows["riverside"]["sales"] == total and rows["riverside"]["tickets"] == total
+    device = next(s for s in hub.get("/api/v1/sites") if s["site_id"] == "riverside")["devices"][0]
+    assert device["last_seq"] == total and device["chain_ok"]
