@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.errors import ConfigError
@@ -29,6 +29,8 @@ class HubSettings(BaseSettings):
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
     mqtt_shared_group: str | None = "hub"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
     mqtt_client_id: str = Field(default_factory=_client_id, min_length=1, max_length=128)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)

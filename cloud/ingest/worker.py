@@ -72,6 +72,9 @@ class IngestWorker:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
+        if settings.mqtt_username:
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            client.username_pw_set(settings.mqtt_username, password)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         # connect_async + loop_start: a broker that is down at start-up is retried like a lost one.
         client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=KEEPALIVE_SECONDS)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.waiting import wait_for
@@ -34,6 +35,7 @@ class Mosquitto:
 
     port: int
     workdir: Path
+    extra_config: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,12 +46,16 @@ class Mosquitto:
         return "\n".join(
             [
                 f"listener {self.port} 127.0.0.1",
-                "allow_anonymous true",
+                # As root, Mosquitto would drop to its own user, which cannot read this test's private folder.
+                *(["user root"] if os.geteuid() == 0 else []),
+                *([] if any(line.startswith("allow_anonymous") for line in self.extra_config)
+                  else ["allow_anonymous true"]),
                 "set_tcp_nodelay true",
                 "max_queued_messages 100000",
                 "persistence true",
                 f"persistence_location {self.workdir}/",
                 f"log_dest file {self.workdir}/mosquitto.log",
+                *self.extra_config,
                 "",
             ]
         )
