@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages a step needs when they are missing and we are root; otherwise says what
-# to install. Steps: python (venv support), test (Mosquitto), demo (Mosquitto if possible; the demo can
-# fall back to an embedded broker).
+# to install. Steps: python (venv support), test (Mosquitto, Chromium for the dashboard tests), demo
+# (Mosquitto if possible; the demo can fall back to an embedded broker).
 set -eu
 step=${1:-test}
 missing=""
@@ -13,7 +13,10 @@ case "$step" in
     py=$(command -v python3.11 || command -v python3 || true)
     if [ -z "$py" ]; then missing="python3 python3-venv"
     elif ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then missing="python3-venv"; fi ;;
-  test|demo)
+  test)
+    have_mosquitto || missing="mosquitto"
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium chromium-driver" ;;
+  demo)
     have_mosquitto || missing="mosquitto" ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac
