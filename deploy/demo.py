@@ -98,10 +98,12 @@ class Demo:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
 
-    def start_broker(self) -> tuple[int, str]:
+    def start_broker(self, choice: str) -> tuple[int, str]:
         port = free_port()
         mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-        if mosquitto:
+        if choice == "mosquitto" and not mosquitto:
+            raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
+        if mosquitto and choice != "amqtt":
             conf = self.workdir / "mosquitto.conf"
             conf.write_text(
                 f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
@@ -110,7 +112,8 @@ class Demo:
             proc = self.spawn("broker", [mosquitto, "-c", str(conf)])
             wait_port(port, 10, proc, "mosquitto")
             return port, "5"
-        say("mosquitto not found: using the embedded broker (amqtt, MQTT 3.1.1)")
+        if choice == "auto":
+            say("mosquitto not found: using the embedded broker (amqtt, MQTT 3.1.1)")
         conf = self.workdir / "amqtt.yaml"
         conf.write_text(
             "listeners:\n  default:\n    type: tcp\n"
@@ -192,6 +195,8 @@ def main() -> int:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     parser.add_argument("--exit-when-ready", action="store_true", help="stop once every site's sales show")
+    parser.add_argument("--broker", choices=["auto", "mosquitto", "amqtt"], default="auto",
+                        help="auto: Mosquitto when installed, else the embedded amqtt")
     args = parser.parse_args()
     if not port_free(args.http_port):
         raise SystemExit(f"port {args.http_port} is in use; stop what uses it or pass --http-port")
@@ -204,7 +209,7 @@ def main() -> int:
         signal.signal(signum, _interrupt)
     started = time.monotonic()
     try:
-        mqtt_port, protocol = demo.start_broker()
+        mqtt_port, protocol = demo.start_broker(args.broker)
         login = demo.start_hub(mqtt_port, protocol)
         demo.start_sites(mqtt_port, protocol)
         rows = demo.wait_for_sales(login, timeout=60)

@@ -55,6 +55,7 @@ class Uplink:
             "acks": 0,
             "resends": 0,
             "bad_acks": 0,
+            "foreign_messages": 0,
             "connects": 0,
         }
         self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}")
@@ -135,6 +136,13 @@ class Uplink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
+            if message.topic != self._ack_topic:
+                # Only the ack topic is subscribed; a broker that delivers anything else is misbehaving.
+                self.counters["foreign_messages"] += 1
+                if self.counters["foreign_messages"] == 1:
+                    log.warning("broker sent %s, which this box did not subscribe to; ignoring such messages",
+                                message.topic[:120])
+                return
             self._handle_ack(message.payload)
         except Exception:
             log.exception("could not handle a message from the hub")

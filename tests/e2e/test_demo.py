@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,20 @@ def processes_of(workdir: Path) -> list[int]:
     return found
 
 
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """The demo's folder; whatever a failed test left running in it is stopped afterwards."""
+    path = tmp_path / "demo"
+    yield path
+    for pid in processes_of(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.e2e
-def test_the_demo_shows_three_sites_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+def test_the_demo_shows_three_sites_and_ctrl_c_stops_everything(workdir: Path) -> None:
     port = free_port()
     demo = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy" / "demo.py"), "--http-port", str(port), "--workdir", str(workdir)],
@@ -68,3 +80,19 @@ def check_demo(demo: subprocess.Popen[str], workdir: Path, port: int) -> None:
 
     demo.send_signal(signal.SIGINT)  # Ctrl-C
     assert demo.wait(timeout=60) == 0
+
+
+@pytest.mark.e2e
+def test_without_mosquitto_the_demo_runs_on_the_embedded_broker(workdir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "demo.py"), "--broker", "amqtt", "--exit-when-ready",
+         "--http-port", str(free_port()), "--workdir", str(workdir)],
+        capture_output=True, text=True, timeout=110,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(MQTT 3.1.1)" in result.stdout
+    for site in ("riverside", "old-town", "harbour"):
+        assert f"  {site}: " in result.stdout
+    assert processes_of(workdir) == []
+    ours = "".join(p.read_text(errors="replace") for p in workdir.glob("*.log") if p.name != "broker.log")
+    assert " ERROR " not in ours and "Traceback" not in ours
