@@ -8,6 +8,7 @@ Memory stays bounded: at most `window_batches` batches are in flight and one bat
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from protocol.topics import device_topic
 log = logging.getLogger(__name__)
 StatusProvider = Callable[[bool], DeviceStatus]
 ERROR_BACKOFF_S = 300
+MAX_RESEND_BACKOFF_S = 300
 
 
 class Uplink:
@@ -48,6 +50,7 @@ class Uplink:
         self._deadline = 0.0
         self._connected = False
         self._refusal: str | None = None
+        self._unanswered = 0  # resends in a row without any progress of the ack
         self._thread: threading.Thread | None = None
         self.counters: dict[str, int] = {
             "batches_sent": 0,
@@ -171,6 +174,9 @@ class Uplink:
         with self._lock:
             if held > self._acked:
                 self._deadline = time.monotonic() + self._settings.sync.ack_timeout_s
+                if self._unanswered:
+                    log.info("hub answers again; acked up to seq %d", held)
+                self._unanswered = 0
             self._acked = held
             self._next_seq = max(self._next_seq, held + 1)
             if ack.resend_from is not None:
@@ -189,6 +195,7 @@ class Uplink:
     def _run(self) -> None:
         heartbeat_due = time.monotonic() + self._settings.sync.heartbeat_s
         while not self._stopping.is_set():
+            self._wake.clear()  # before the work: a notify() during it makes the wait below return at once
             try:
                 if self._connected:
                     self._send_due()
@@ -199,7 +206,6 @@ class Uplink:
             except Exception:
                 log.exception("uplink loop failed; retrying")
             self._wake.wait(timeout=min(1.0, self._settings.sync.ack_timeout_s / 2))
-            self._wake.clear()
 
     def _send_due(self) -> None:
         cfg = self._settings.sync
@@ -208,7 +214,10 @@ class Uplink:
         with self._lock:
             if self._next_seq > self._acked + 1 and now > self._deadline:
                 self.counters["resends"] += 1
-                log.info("no ack for seq %d within %.1fs; publishing again", self._acked + 1, cfg.ack_timeout_s)
+                self._unanswered += 1
+                if self._unanswered == 1:
+                    log.warning("no ack for seq %d within %.1fs; publishing again until the hub answers",
+                                self._acked + 1, cfg.ack_timeout_s)
                 self._next_seq = self._acked + 1
         while self._connected and not self._stopping.is_set():
             with self._lock:
@@ -225,6 +234,9 @@ class Uplink:
                 if self._next_seq == start:
                     self._next_seq = events[-1].seq + 1
                 if start == self._acked + 1:
-                    self._deadline = time.monotonic() + cfg.ack_timeout_s
+                    # A hub that does not answer is asked less and less often (up to 5 min, with jitter),
+                    # so that a chain's boxes do not all hammer it when it returns.
+                    backoff = min(cfg.ack_timeout_s * 2 ** min(self._unanswered, 10), MAX_RESEND_BACKOFF_S)
+                    self._deadline = time.monotonic() + backoff * random.uniform(0.8, 1.2)
                 self.counters["batches_sent"] += 1
                 self.counters["events_sent"] += len(events)

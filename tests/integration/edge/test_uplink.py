@@ -230,3 +230,20 @@ def test_a_broker_restart_mid_stream_loses_nothing(settings: EdgeSettings, journ
     finally:
         uplink.stop()
         peer.close()
+
+
+def test_a_silent_hub_is_asked_less_and_less_often(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    settings = edge_settings(tmp_path, mqtt={"port": mosquitto.port}, sync={"ack_timeout_s": 0.2})
+    journal = new_journal(settings)
+    peer = AckingPeer(mosquitto, policy=lambda batch, n: "drop")  # the hub's process is gone
+    append(journal, 5)
+    uplink = start_uplink(settings, journal)
+    try:
+        # Without backoff the next try would always be at most 0.2 s away.
+        wait_for(lambda: uplink.counters["resends"] >= 3 and (uplink.retry_in() or 0) > 0.8, timeout=20,
+                 what="the third resend, with the next one over 0.8 s away (0.2 s doubled three times, ±20 %)")
+        assert journal.stats().backlog == 5
+    finally:
+        uplink.stop()
+        peer.close()
+        journal.close()
