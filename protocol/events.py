@@ -47,6 +47,15 @@ UtcDatetime = Annotated[
 """A timezone-aware instant, stored in UTC and always written as `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    # No control characters: PostgreSQL's JSONB cannot hold \u0000, and none belongs in a receipt line.
+    return Field(min_length=min_length, max_length=max_length, pattern=_PRINTABLE)
+
+
+
 Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
 MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
 INT64_MAX = 2**63 - 1
@@ -107,10 +116,10 @@ class LineItem(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: Literal["ticket", "concession"]
-    sku: Annotated[str, Field(min_length=1, max_length=64)]
-    description: Annotated[str, Field(max_length=120)] | None = None
-    film: Annotated[str, Field(max_length=120)] | None = None
-    hall: Annotated[str, Field(max_length=64)] | None = None
+    sku: Annotated[str, _text(64, 1)]
+    description: Annotated[str, _text(120)] | None = None
+    film: Annotated[str, _text(120)] | None = None
+    hall: Annotated[str, _text(64)] | None = None
     showtime: UtcDatetime | None = None
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     unit_price: MinorUnits
@@ -139,8 +148,8 @@ class SaleRecorded(Payload):
 
     site_id: Id
     till_id: Id
-    cashier_id: Annotated[str, Field(min_length=1, max_length=64)]
-    sale_id: Annotated[str, Field(min_length=1, max_length=64)]
+    cashier_id: Annotated[str, _text(64, 1)]
+    sale_id: Annotated[str, _text(64, 1)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     items: Annotated[list[LineItem], Field(min_length=1, max_length=200)]
     total: MinorUnits

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from cloud.db import ingest as db
 from cloud.db.sites import apply_status
@@ -195,8 +195,9 @@ class MessageHandler:
                     continue
                 self._store_failed(exc)
                 raise StoreError(str(exc.orig or exc).strip()[:200]) from exc
-            except IntegrityError as exc:
-                # A constraint refused this message's data: the database itself is fine.
+            except (IntegrityError, DataError) as exc:
+                # A constraint or a type (e.g. a NUL in PostgreSQL's JSONB) refused this message's data:
+                # the database itself is fine, and waiting for it would stall the box forever.
                 raise IngestError(_first_line(exc)) from exc
             except SQLAlchemyError as exc:
                 self._store_failed(exc)

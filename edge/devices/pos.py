@@ -132,7 +132,9 @@ class PosFrameParser:
 # ---------------------------------------------------------------- messages
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120)]
+# JSON escapes can smuggle control characters (\u0000) past the framing's byte check: refuse them here.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=PRINTABLE)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
 Price = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]  # minor units
 Qty = Annotated[int, Field(strict=True, ge=1, le=999)]
@@ -174,7 +176,7 @@ class SaleRequest(_Message):
     type: Literal["sale"] = "sale"
     sale_id: Annotated[str, StringConstraints(pattern=SALE_ID_PATTERN)]
     till: IdStr
-    cashier: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    cashier: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     items: Annotated[list[SaleItem], Field(min_length=1, max_length=200)]
 

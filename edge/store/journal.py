@@ -144,8 +144,11 @@ class Journal:
     def stats(self) -> JournalStats:
         """Last seq written and last seq the hub acknowledged."""
         with self._read_lock:
-            row = self._read_conn.execute("SELECT value FROM state WHERE key = 'acked_seq'").fetchone()
-            last = self._read_conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
+            try:
+                row = self._read_conn.execute("SELECT value FROM state WHERE key = 'acked_seq'").fetchone()
+                last = self._read_conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
         return JournalStats(last_seq=int(last[0]), acked_seq=int(row[0]))
 
     def mark_acked(self, acked_seq: int) -> int:

@@ -59,6 +59,7 @@ class Uplink:
             "resends": 0,
             "bad_acks": 0,
             "foreign_messages": 0,
+            "held_back": 0,
             "connects": 0,
         }
         self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}")
@@ -123,14 +124,16 @@ class Uplink:
             log.warning("broker refused the connection: %s", reason_code)
             return
         client.subscribe(self._ack_topic, qos=1)
-        client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
         with self._lock:
             self._connected = True
             self._next_seq = self._acked + 1  # whatever was in flight may be lost: start again from the ack
-            self._deadline = 0.0
+            if not self._refusal:
+                self._deadline = 0.0
             self.counters["connects"] += 1
         log.info("connected to broker %s:%s", self._settings.mqtt.host, self._settings.mqtt.port)
         self._wake.set()
+        # Last: a status that cannot be built must not keep the events from flowing.
+        client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
         if self._connected:
@@ -172,24 +175,30 @@ class Uplink:
             log.exception("could not record the hub's ack")
             return
         with self._lock:
-            if held > self._acked:
+            progress = held > self._acked
+            if progress:
                 self._deadline = time.monotonic() + self._settings.sync.ack_timeout_s
                 if self._unanswered:
                     log.info("hub answers again; acked up to seq %d", held)
                 self._unanswered = 0
             self._acked = held
             self._next_seq = max(self._next_seq, held + 1)
-            if ack.resend_from is not None:
+            # While refused, an ack that moves nothing (the hub answering a later batch with a gap) must not
+            # start a new round of resends: only progress, or the end of the wait, lifts a refusal.
+            refused_still = self._refusal is not None and not progress and ack.error is None
+            if ack.resend_from is not None and not refused_still:
                 self._next_seq = max(held + 1, min(self._next_seq, ack.resend_from))
             if ack.error:
                 # The hub refuses what follows: asking again every few seconds changes nothing.
                 self._deadline = time.monotonic() + ERROR_BACKOFF_S
             self.counters["acks"] += 1
-        if ack.error and ack.error != self._refusal:
+            previous = self._refusal
+            if ack.error or progress:
+                self._refusal = ack.error
+        if ack.error and ack.error != previous:
             log.error("hub refuses events after seq %d (%s); retrying every %ds", held, ack.error, ERROR_BACKOFF_S)
-        elif not ack.error and self._refusal:
+        elif previous and self._refusal is None:
             log.info("hub accepts events again from seq %d", held + 1)
-        self._refusal = ack.error
         self._wake.set()
 
     def _run(self) -> None:
@@ -212,6 +221,9 @@ class Uplink:
         limit = cfg.batch_max_events * cfg.window_batches
         now = time.monotonic()
         with self._lock:
+            if self._refusal is not None and now < self._deadline:
+                self.counters["held_back"] += 1
+                return  # refused: nothing new either until the wait is over
             if self._next_seq > self._acked + 1 and now > self._deadline:
                 self.counters["resends"] += 1
                 self._unanswered += 1
@@ -236,7 +248,7 @@ class Uplink:
                 if start == self._acked + 1:
                     # A hub that does not answer is asked less and less often (up to 5 min, with jitter),
                     # so that a chain's boxes do not all hammer it when it returns.
-                    backoff = min(cfg.ack_timeout_s * 2 ** min(self._unanswered, 10), MAX_RESEND_BACKOFF_S)
-                    self._deadline = time.monotonic() + backoff * random.uniform(0.8, 1.2)
+                    backoff = cfg.ack_timeout_s * 2 ** min(self._unanswered, 10) * random.uniform(0.8, 1.2)
+                    self._deadline = time.monotonic() + min(backoff, MAX_RESEND_BACKOFF_S)
                 self.counters["batches_sent"] += 1
                 self.counters["events_sent"] += len(events)

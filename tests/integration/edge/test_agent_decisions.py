@@ -88,7 +88,8 @@ def test_a_resent_sale_gets_the_same_answer_and_earns_once(agent: Agent) -> None
 @pytest.mark.parametrize(
     ("payload", "sale_id"),
     [(b"not json", None), (b"[]", None), (request("S-1", currency="euro"), "S-1"), (request("S-1", items=[]), "S-1"),
-     (request("bad id!"), None), (json.dumps({"type": "refund"}).encode(), None), (b"{" * 5000, None)],
+     (request("bad id!"), None), (json.dumps({"type": "refund"}).encode(), None), (b"{" * 5000, None),
+     (request("S-1", cashier="c\u0000"), "S-1"), (request("S-1").replace(b"Popcorn L", b"Pop\\u0000corn"), "S-1")],
 )
 def test_a_bad_request_gets_a_clear_rejection_and_nothing_is_recorded(agent: Agent, payload: bytes,
                                                                       sale_id: str | None) -> None:

@@ -179,6 +179,12 @@ def test_a_refusal_is_not_asked_again_every_few_seconds(settings: EdgeSettings, 
         retry = uplink.retry_in()
         assert retry is not None and retry > 60  # not the 0.5 s ack timeout
         assert peer.batches == 1 and journal.stats().backlog == 5  # nothing is forgotten either
+        # New sales during the wait are kept back too: each would only draw another refusal.
+        held_back = uplink.counters["held_back"]
+        append(journal, 3)
+        uplink.notify()
+        wait_for(lambda: uplink.counters["held_back"] >= held_back + 2, timeout=10, what="two looks by the sender")
+        assert uplink.counters["batches_sent"] == 1 and journal.stats().backlog == 8
     finally:
         uplink.stop()
         peer.close()

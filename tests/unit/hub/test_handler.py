@@ -139,3 +139,19 @@ def test_a_repeated_chain_break_is_counted_each_time_and_logged_once(
     assert handler.counters.chain_breaks == 4
     assert rejects(engine) == [("box-1", "chain_broken", 1)]
     assert len(warnings(caplog)) == 1
+
+
+def test_a_nul_character_is_answered_never_taken_for_a_database_outage(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine
+) -> None:
+    # PostgreSQL's JSONB cannot hold \u0000 (a DataError); SQLite can. Either way the box gets an answer.
+    odd = seal(type="sale.recorded", device_id="box-1", seq=1, event_id=Chain("site-a", "box-9").add().event_id,
+               occurred_at=T0, clock_ok=True, prev_hash="0" * 64,
+               payload={**sale_payload("site-a"), "note": "pop\u0000corn"})
+    honest = Chain("site-a", "box-3")
+    honest.sales(1)
+    send(handler, EventBatch(site_id="site-a", device_id="box-1", events=[odd]))
+    send(handler, honest.batch(1, 1), "box-3")
+    assert len(acks.sent) == 2 and acks.sent[1] == Ack(device_id="box-3", acked_seq=1)
+    assert acks.sent[0] in (Ack(device_id="box-1", acked_seq=1), Ack(device_id="box-1", acked_seq=0, error="rejected"))
+    assert handler.counters.store_failures == 0
