@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,8 +132,14 @@ def test_a_box_killed_mid_sale_loses_nothing_and_counts_nothing_twice(
     for n in range(1, total + 1):
         body = sale(f"S-{n}", tickets=1, price=1000)
         if n % 10 == 0:
-            # Power cut while the sale is in flight: the box may or may not have committed it.
+            # Power cut while the box writes this sale: killed the moment its journal's WAL starts to
+            # grow, so the commit is cut part way or has just ended, before the till got its answer.
+            wal = site.settings.journal_path.with_name("journal.db-wal")
+            before = _written(wal)
             site.pos.pty.write(encode_frame(body))
+            deadline = time.monotonic() + 5
+            while _written(wal) == before and time.monotonic() < deadline:
+                pass  # spin: a sleep here would let the commit finish
             site.program.stop(signal.SIGKILL)
             site.program.start()
         answer = site.pos.sale(body)  # the POS sends the sale (again) until the box answers
@@ -142,3 +149,12 @@ def test_a_box_killed_mid_sale_loses_nothing_and_counts_nothing_twice(
     assert rows["riverside"]["sales"] == total and rows["riverside"]["tickets"] == total
     device = next(s for s in hub.get("/api/v1/sites") if s["site_id"] == "riverside")["devices"][0]
     assert device["last_seq"] == total and device["chain_ok"]
+
+
+def _written(path: Path) -> tuple[int, int]:
+    """Size and modification time of a file, (0, 0) while it does not exist."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (info.st_size, info.st_mtime_ns)
