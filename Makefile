@@ -23,7 +23,7 @@ system-deps:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy protocol
+	$(BIN)/mypy protocol edge cloud
 
 test: install system-deps lint
 	$(BIN)/pytest

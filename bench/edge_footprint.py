@@ -36,6 +36,7 @@ def main() -> None:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]  # nothing listens: the box runs offline
         config = root / "edge.toml"
+        config.touch(mode=0o600)  # it holds the pepper
         config.write_text(
             f'site_id = "bench"\ndevice_id = "bench-box1"\ndata_dir = "{root / "data"}"\n'
             f'pepper = "bench-pepper-0123456789"\n[mqtt]\nport = {port}\n'

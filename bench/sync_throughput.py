@@ -1,4 +1,5 @@
-"""How fast a backlog drains: journal -> uplink -> Mosquitto -> hub ingest (commit + rollups) -> ack -> journal.
+"""How fast a backlog drains: journal -> uplink (signed batches) -> Mosquitto -> hub ingest (signature,
+commit, rollups) -> ack -> journal.
 
 This is the catch-up after a site was offline. Starts its own Mosquitto (set_tcp_nodelay, large queues).
 Run: .venv/bin/python bench/sync_throughput.py [--events 20000] [--batch 200] [--database-url URL]
@@ -16,16 +17,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cloud.db.devices import register_device
 from cloud.db.engine import make_engine, migrate
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
 from edge.settings import EdgeSettings
-from edge.store.bootstrap import open_journal
+from edge.store.bootstrap import open_identity, open_journal
 from edge.store.journal import Journal
 from edge.sync.uplink import Uplink
 from protocol.events import LineItem, LoyaltyOutcome, SaleRecorded
 from protocol.ids import uuid7
 from protocol.messages import DeviceStatus
+from protocol.signing import public_key_text
 
 
 def free_port() -> int:
@@ -89,6 +92,10 @@ def main() -> None:
             url = args.database_url or f"sqlite:///{work / 'hub.db'}"
             engine = make_engine(url)
             migrate(engine)
+            identity = open_identity(settings, create=True)
+            with engine.begin() as conn:
+                register_device(conn, site_id="bench", device_id="bench-box1", public_key=public_key_text(identity),
+                                at=datetime.now(UTC))
             hub = IngestWorker(HubSettings(database_url=url, mqtt_port=port), engine)
             hub.start()
             deadline = time.monotonic() + 30
@@ -98,7 +105,7 @@ def main() -> None:
             def status(online: bool) -> DeviceStatus:
                 return DeviceStatus(site_id="bench", device_id="bench-box1", online=online)
 
-            uplink = Uplink(settings=settings, journal=journal, status=status)
+            uplink = Uplink(settings=settings, journal=journal, status=status, identity=identity)
             started = time.perf_counter()
             uplink.start()
             deadline = time.monotonic() + 600

@@ -1,20 +1,31 @@
-"""`marquee-hub`: run the hub, migrate its database, manage its users."""
+"""`marquee-hub`: run the hub, migrate its database, manage its users and its devices."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import click
+import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, hash_password, password_problem
+from cloud.db.devices import list_conflicts, list_devices, register_device, revoke_device
 from cloud.db.engine import make_engine, migrate
 from cloud.db.schema import ROLES
 from cloud.db.users import add_user
 from cloud.errors import HubError
+from cloud.ingest.conflicts import Keep, resolve_conflicts
 from cloud.settings import HubSettings, load_settings
+from protocol.errors import ProtocolError
+from protocol.ids import is_valid_id
+from protocol.signing import parse_public_key, public_key_text
+
+T = TypeVar("T")
 
 
 def _settings(**overrides: object) -> HubSettings:
@@ -49,13 +60,14 @@ def main() -> None:
 @click.option("--host", help="Address to listen on (default: MARQUEE_HUB_HTTP_HOST or 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: 8000).")
 @click.option("--no-ingest", is_flag=True, help="Serve the API only; do not subscribe to the broker.")
+@click.option("--access-log", is_flag=True, help="Log every HTTP request (off by default).")
 @click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
-def serve(host: str | None, port: int | None, no_ingest: bool, log_level: str) -> None:
+def serve(host: str | None, port: int | None, no_ingest: bool, access_log: bool, log_level: str) -> None:
     """Run the hub: migrate the database, ingest from MQTT, serve HTTP.
 
     \b
@@ -75,7 +87,11 @@ def serve(host: str | None, port: int | None, no_ingest: bool, log_level: str) -
     except HubError as exc:
         raise click.ClickException(str(exc)) from exc
     # log_config=None: uvicorn's loggers propagate to the root logger configured above.
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, log_level=log_level)
+    # proxy_headers=False: the client address the login limits count is the peer's, never a header a
+    # client can write (X-Forwarded-For); a reverse proxy in front limits by address itself.
+    # No access log unless asked: under a flood of refused logins it would be a flood of lines.
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, log_level=log_level,
+                proxy_headers=False, access_log=access_log)
 
 
 @main.command(name="migrate")
@@ -167,3 +183,150 @@ def user_add(username: str, role: str, password_stdin: bool) -> None:
     finally:
         engine.dispose()
     click.echo(f"user {username} added with role {role}")
+
+
+@main.group()
+def devices() -> None:
+    """Register site boxes, revoke them, and resolve chain conflicts.
+
+    Nothing a box sends is accepted until its public key is registered here. The box prints its key
+    with `marquee-edge identity`.
+
+    \b
+    Example:
+        marquee-hub devices add --site riverside --device riverside-box1 --public-key ed25519:Gk...
+        marquee-hub devices list
+    """
+
+
+def _with_db(work: Callable[[sa.Connection], T]) -> T:
+    """Run `work` in one committed transaction on the configured (migrated) database."""
+    settings = _settings()
+    _migrate(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            return work(conn)
+    except HubError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise click.ClickException(f"database error: {reason}") from exc
+    finally:
+        engine.dispose()
+
+
+def _id_option(value: str) -> str:
+    if not is_valid_id(value):
+        raise click.BadParameter("lower-case letters, digits, '-' and '_', starting with a letter or digit")
+    return value
+
+
+@devices.command(name="add")
+@click.option("--site", "site_id", required=True, callback=lambda ctx, param, value: _id_option(value),
+              help="The site the box serves (created if new).")
+@click.option("--device", "device_id", required=True, callback=lambda ctx, param, value: _id_option(value),
+              help="The box's device id, as in its configuration.")
+@click.option("--public-key", required=True, help="The box's key as `marquee-edge identity` prints it (ed25519:...).")
+@click.option("--replace-key", is_flag=True, help="Replace the key of a registered (or revoked) device.")
+def devices_add(site_id: str, device_id: str, public_key: str, replace_key: bool) -> None:
+    """Register a box's public key for a site, so that its events and statuses are accepted.
+
+    \b
+    Example:
+        marquee-hub devices add --site riverside --device riverside-box1 \\
+            --public-key "$(ssh riverside-box marquee-edge identity --config /etc/marquee/edge.toml)"
+    """
+    try:
+        key = public_key_text(parse_public_key(public_key))
+    except ProtocolError as exc:
+        raise click.ClickException(f"--public-key: {exc}") from exc
+    outcome = _with_db(
+        lambda conn: register_device(
+            conn, site_id=site_id, device_id=device_id, public_key=key, at=datetime.now(UTC), replace_key=replace_key
+        )
+    )
+    click.echo(f"device {device_id} of site {site_id}: {outcome}")
+
+
+@devices.command(name="list")
+@click.option("--site", "site_id", help="Only the devices of this site.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def devices_list(site_id: str | None, as_json: bool) -> None:
+    """Show every registered device: site, key, chain head, lost events, open conflict.
+
+    \b
+    Example:
+        marquee-hub devices list --site riverside
+    """
+    records = _with_db(lambda conn: list_devices(conn, site_id=site_id))
+    for record in records:
+        state = "revoked" if record.revoked_at else "conflict" if record.conflict else "ok"
+        if record.public_key is None:
+            state = "no key"
+        if as_json:
+            click.echo(json.dumps({
+                "site_id": record.site_id, "device_id": record.device_id, "public_key": record.public_key,
+                "state": state, "last_seq": record.last_seq, "lost_events": record.lost_events,
+                "conflict": record.conflict,
+            }))
+        else:
+            click.echo(f"{record.site_id:<20} {record.device_id:<24} {state:<8} seq {record.last_seq:<8} "
+                       f"lost {record.lost_events:<4} {record.public_key or '-'}")
+
+
+@devices.command(name="revoke")
+@click.argument("device_id")
+def devices_revoke(device_id: str) -> None:
+    """Refuse everything a device sends from now on (a stolen or cloned box). What it sent before stays.
+
+    \b
+    Example:
+        marquee-hub devices revoke riverside-box1
+    """
+    if not _with_db(lambda conn: revoke_device(conn, device_id=device_id, at=datetime.now(UTC))):
+        raise click.ClickException(f"device {device_id} is not registered, or is revoked already")
+    click.echo(f"device {device_id} revoked; register a new key with devices add --replace-key")
+
+
+@devices.command(name="conflicts")
+@click.option("--device", "device_id", help="Only this device's conflicts.")
+@click.option("--all", "show_all", is_flag=True, help="Resolved conflicts too.")
+def devices_conflicts(device_id: str | None, show_all: bool) -> None:
+    """List chain conflicts: two validly signed events under one seq (a cloned box, a stolen key, or a
+    journal restored from an old backup).
+
+    \b
+    Example:
+        marquee-hub devices conflicts --device riverside-box1
+    """
+    rows = _with_db(lambda conn: list_conflicts(conn, device_id=device_id, open_only=not show_all))
+    if not rows:
+        click.echo("no chain conflict")
+    for row in rows:
+        state = f"resolved ({row.resolution})" if row.resolved_at else "open"
+        click.echo(f"{row.device_id} seq {row.seq}: held {row.held_hash or '-'} received {row.received_hash} "
+                   f"at {row.detected_at:%Y-%m-%d %H:%M:%S} UTC, {state}")
+
+
+@devices.command(name="resolve")
+@click.argument("device_id")
+@click.option("--keep", type=click.Choice(["hub", "box"]), required=True,
+              help="hub: the events the hub holds stand. box: the hub archives its events from the conflicting "
+                   "seq on and takes the box's.")
+@click.option("--note", help="Why, for the record.")
+def devices_resolve(device_id: str, keep: Keep, note: str | None) -> None:
+    """Close a device's open chain conflicts, keeping the hub's chain or the box's.
+
+    With --keep box the archived events leave the box-office figures and the box's own arrive with its
+    next resend (within 5 minutes).
+
+    \b
+    Example:
+        marquee-hub devices resolve riverside-box1 --keep hub --note "clone found in the back office"
+    """
+    result = _with_db(
+        lambda conn: resolve_conflicts(conn, device_id=device_id, keep=keep, at=datetime.now(UTC), note=note)
+    )
+    click.echo(f"device {device_id}: {result.conflicts} conflict(s) resolved keeping the {keep}'s chain; "
+               f"{result.archived} event(s) archived; chain head at seq {result.head_seq}")

@@ -5,13 +5,26 @@ Built once by the CLI or by the caller of `create_app` and passed down; nothing 
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Literal
 
+import sqlalchemy as sa
 from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.exc import ArgumentError
 
 from cloud.errors import ConfigError
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "...", "change-me", "changeme", "change_me", "replace-me", "secret", "password", "passwd", "marquee"}
+)
+"""Values copied from examples or left as defaults: refused as secrets outside the demo (compared
+lower-cased and without surrounding spaces). The hub's own list: it never imports the edge."""
+
+MAX_LOGIN_CHECKS = 4
+"""At most this many Argon2 checks at once by default, whatever the cores: each takes 64 MiB."""
 
 
 def _client_id() -> str:
@@ -35,6 +48,40 @@ class HubSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     offline_after_seconds: int = Field(default=90, ge=1)
+    demo: bool = False
+    """The demo: placeholder secrets allowed."""
+
+    # Failed logins: 10 a minute lets a person mistype a few times, and limits a guesser on one
+    # address to 14,400 a day. Per user, 10 in 15 minutes (OWASP's order of magnitude) bounds guessing
+    # one account from many addresses; the price is that someone can lock an account for 15 minutes.
+    login_client_max_failures: int = Field(default=10, ge=1)
+    login_client_window_seconds: int = Field(default=60, ge=1)
+    login_user_max_failures: int = Field(default=10, ge=1)
+    login_user_window_seconds: int = Field(default=900, ge=1)
+    login_max_concurrent: int | None = Field(default=None, ge=1)
+    """Argon2 checks at once; default half the cores (one check runs on about 1.4 cores), 1 to 4."""
+    login_max_waiting: int = Field(default=16, ge=0)
+    """Logins queued for a check before new ones get 429 at once (16 is about 2 s at one slot)."""
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> HubSettings:
+        # An example value in production means anyone who read the example can sign in as the hub.
+        if self.demo:
+            return self
+        if self.mqtt_password is not None and _is_placeholder(self.mqtt_password.get_secret_value()):
+            raise PydanticCustomError(
+                "placeholder_secret", "mqtt_password is a placeholder; set a real one (placeholders only with demo)"
+            )
+        try:
+            url_password = sa.make_url(self.database_url).password
+        except ArgumentError:
+            return self  # make_engine reports a malformed URL
+        if url_password is not None and _is_placeholder(str(url_password)):
+            raise PydanticCustomError(
+                "placeholder_secret",
+                "database_url has a placeholder password; set a real one (placeholders only with demo)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _shared_needs_mqtt5(self) -> HubSettings:
@@ -52,6 +99,17 @@ class HubSettings(BaseSettings):
         """The shared-subscription group, or None for a plain subscription."""
         return self.mqtt_shared_group or None
 
+    @property
+    def login_checks(self) -> int:
+        """How many Argon2 checks may run at once."""
+        if self.login_max_concurrent is not None:
+            return self.login_max_concurrent
+        return max(1, min(MAX_LOGIN_CHECKS, (os.cpu_count() or 1) // 2))
+
+
+def _is_placeholder(secret: str) -> bool:
+    return secret.strip().lower() in PLACEHOLDER_SECRETS
+
 
 def load_settings(**overrides: object) -> HubSettings:
     """Settings from the environment plus `overrides`; ConfigError with a one-line reason when invalid."""
@@ -59,5 +117,6 @@ def load_settings(**overrides: object) -> HubSettings:
         return HubSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
-        raise ConfigError(f"invalid hub settings: {where}: {first['msg']}") from exc
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        # The message only, never the input: it may be a secret.
+        raise ConfigError(f"invalid hub settings: {where + ': ' if where else ''}{first['msg']}") from exc

@@ -65,6 +65,7 @@ class Demo:
         self.workdir = workdir
         self.http_port = http_port
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.hub_env: dict[str, str] = {}
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -125,7 +126,7 @@ class Demo:
         return port, "3.1.1"
 
     def start_hub(self, mqtt_port: int, protocol: str) -> tuple[str, str]:
-        env = {
+        env = self.hub_env = {
             "MARQUEE_HUB_DATABASE_URL": f"sqlite:///{self.workdir / 'hub.db'}",
             "MARQUEE_HUB_MQTT_PORT": str(mqtt_port),
             "MARQUEE_HUB_MQTT_PROTOCOL": protocol,
@@ -155,12 +156,20 @@ class Demo:
                 for n in range(1, tills + 1)
             )
             config = site_dir / "edge.toml"
+            config.touch(mode=0o600)  # it holds the pepper: the box refuses a world-readable one
             config.write_text(
                 f'site_id = "{site}"\ndevice_id = "{site}-box1"\ndata_dir = "{site_dir / "data"}"\n'
                 f'pepper = "{pepper}"\ndemo = true\n\n[mqtt]\nport = {mqtt_port}\nprotocol = "{protocol}"\n'
                 f"\n[sync]\nheartbeat_s = 5\n{till_blocks}"
             )
             edge = str(BIN / "marquee-edge")
+            # As a technician provisions a box: its keys, then its public key registered at the hub.
+            subprocess.run([edge, "init", "--config", str(config)], check=True, stdout=subprocess.DEVNULL)
+            key = subprocess.run([edge, "identity", "--config", str(config)], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+            subprocess.run([str(BIN / "marquee-hub"), "devices", "add", "--site", site, "--device", f"{site}-box1",
+                            "--public-key", key], env={**os.environ, **self.hub_env}, check=True,
+                           cwd=self.workdir, stdout=subprocess.DEVNULL)
             self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index),
                                             "--sales-per-minute", "40"])
             self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])

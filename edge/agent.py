@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from edge import __version__
@@ -38,11 +39,13 @@ from edge.devices.pos import parse_request as parse_pos_request
 from edge.devices.rdm6300 import CardRead, Debouncer, Rdm6300Parser
 from edge.devices.serial_line import SerialLine
 from edge.errors import FrameError, PosRequestError, StoreError
+from edge.logthrottle import LogThrottle
 from edge.settings import EdgeSettings, TillSettings
+from edge.store.bootstrap import open_identity
 from edge.store.crypto import card_token
 from edge.store.journal import Journal
 from edge.sync.uplink import Uplink
-from protocol.events import LineItem, SaleRecorded
+from protocol.events import LineItem, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
 from protocol.loyalty import EarningRule
 from protocol.messages import DeviceStatus
@@ -86,10 +89,13 @@ def _line_item(item: SaleItem) -> LineItem:
 class Agent:
     """One site box: `start()`, then `stop()`; `handle_sale` is the decision path, callable directly."""
 
-    def __init__(self, settings: EdgeSettings, *, journal: Journal, pepper: bytes) -> None:
+    def __init__(
+        self, settings: EdgeSettings, *, journal: Journal, pepper: bytes, identity: Ed25519PrivateKey | None = None
+    ) -> None:
         self.settings = settings
         self.journal = journal
         self._pepper = pepper
+        self._store_log = LogThrottle(log)
         self._rule = EarningRule(
             rule_id=settings.loyalty.rule_id, ticket_basis_points=settings.loyalty.ticket_basis_points
         )
@@ -104,10 +110,13 @@ class Agent:
             "cards": 0,
             "naks": 0,
             "answers_resent": 0,
+            "sales_conflicting": 0,
+            "sales_wrong_till": 0,
         }
         self.last_decision_ms = 0.0
         self._tills = {till.till_id: _Till(settings=till) for till in settings.tills}
-        self.uplink = Uplink(settings=settings, journal=journal, status=self.status)
+        identity = identity if identity is not None else open_identity(settings, create=True)
+        self.uplink = Uplink(settings=settings, journal=journal, status=self.status, identity=identity)
 
     def start(self) -> None:
         """Open every till's lines and start syncing."""
@@ -119,6 +128,7 @@ class Agent:
                 baudrate=cfg.pos_baudrate,
                 parser_factory=PosFrameParser,
                 on_item=self._pos_item_handler(till),
+                inter_byte_timeout=cfg.pos_inter_byte_timeout_s,
             )
             till.pos.start()
             if cfg.card_port:
@@ -156,10 +166,14 @@ class Agent:
                 till.last_answer = self.handle_sale(till.settings.till_id, item.payload)
                 till.answer_resends = 0
                 line.write(till.last_answer)
-            elif isinstance(item, FrameError):
-                # A damaged frame: ask the POS to send it again rather than guess.
+            elif isinstance(item, FrameError) and item.kind == "checksum":
+                # A complete frame damaged on the wire: the till resends it byte for byte.
                 self.counters["naks"] += 1
                 line.write(bytes([NAK]))
+            elif isinstance(item, FrameError):
+                # Noise, a cut or oversized frame, a timeout: silence (the line counts it by kind). A NAK
+                # here would make a till resend a request it may already have had answered.
+                pass
             elif isinstance(item, PosControl) and item.is_nak and till.last_answer is not None:
                 # The till got our answer damaged: send it again, at most 3 times (docs/pos-protocol.md).
                 if till.answer_resends < 3:
@@ -193,19 +207,26 @@ class Agent:
             request = parse_pos_request(payload)
         except PosRequestError as exc:
             return self._reject(till_id, _readable_sale_id(payload), str(exc))
+        if request.till != till_id:
+            # Crossed cables or a misconfigured till: recording it under either id would be a guess.
+            self.counters["sales_wrong_till"] += 1
+            return self._reject(till_id, request.sale_id,
+                                f"request names till {request.till} but arrived on the line of till {till_id}")
         try:
             answer = self._record_sale(till_id, request, time.monotonic() if now is None else now)
         except ValidationError as exc:
             # The POS protocol let through what the event model refuses: refuse the request, clearly.
             return self._reject(till_id, request.sale_id, f"{exc.error_count()} field(s) out of range")
         except StoreError as exc:
-            # Fail open: the till sells without loyalty rather than wait on a broken store.
+            # Fail open: the till sells without loyalty rather than wait on a broken store. A full disk
+            # fails every sale alike: one line when it starts, a summary a minute, one when it ends.
             self.counters["sales_failed_open"] += 1
-            log.error("sale %s at till %s not recorded, answered without loyalty: %s", request.sale_id,
-                      till_id, exc)
+            self._store_log.error("journal cannot record sales (%s); tills sell without loyalty", exc)
             answer = SaleAnswer(sale_id=request.sale_id, status="error",
                                 loyalty={"status": "unavailable", "points": 0, "balance": None}, card=None,
                                 message="loyalty unavailable")
+        else:
+            self._store_log.recovered("journal records sales again; loyalty is back")
         self.last_decision_ms = (time.perf_counter() - started) * 1000
         return encode_answer(answer)
 
@@ -220,12 +241,38 @@ class Agent:
         with self._lock:
             pending = till.pending if till.pending and till.pending.expires > now_mono else None
             sale_key = f"{till_id}:{request.sale_id}"
+            conflict: SaleConflict | None = None
             with self.journal.transaction() as tx:
                 existing = tx.find_sale(sale_key)
                 if existing is not None:
-                    self.counters["sales_repeated"] += 1
                     sale = SaleRecorded.model_validate(existing.payload)
                     masked = None
+                    # Compared as recorded (not as bytes): key order, spacing or an offset time zone
+                    # do not make a resend a different sale; another item, price or cashier does.
+                    same = (sale.cashier_id, sale.currency) == (request.cashier, request.currency) and [
+                        item.model_dump(mode="json") for item in sale.items
+                    ] == [item.model_dump(mode="json") for item in items]
+                    if same:
+                        self.counters["sales_repeated"] += 1
+                    else:
+                        # The first sale stands; the attempt is kept for HQ, and earns nothing.
+                        conflict = SaleConflict(
+                            site_id=self.settings.site_id,
+                            till_id=till_id,
+                            cashier_id=request.cashier,
+                            sale_id=request.sale_id,
+                            original_seq=existing.seq,
+                            currency=request.currency,
+                            items=items,
+                            total=sum(item.amount for item in items),
+                        )
+                        tx.append(
+                            type=SaleConflict.event_type,
+                            payload=conflict.model_dump(mode="json"),
+                            event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
+                            occurred_at=datetime.now(UTC),
+                            clock_ok=self._clock_state(),
+                        )
                 else:
                     token = pending.token if pending else None
                     sale = decide_sale(
@@ -254,7 +301,15 @@ class Agent:
                 if till.pending is pending:  # a card presented meanwhile waits for the next sale
                     till.pending = None
                 self.counters["sales"] += 1
+            elif conflict is not None:
+                self.counters["sales_conflicting"] += 1
         self.uplink.notify()
+        if conflict is not None:
+            log.warning("till %s reused sale id %s for a different sale; answered conflict", till_id,
+                        request.sale_id)
+            return SaleAnswer(sale_id=request.sale_id, status="conflict", loyalty=None, card=None,
+                              message=f"sale_id {request.sale_id} was already used for a different sale; "
+                                      "nothing earned")
         loyalty = sale.loyalty
         return SaleAnswer(
             sale_id=sale.sale_id,
@@ -274,10 +329,14 @@ class Agent:
         """The heartbeat the uplink publishes (retained), and the last will when `online` is False."""
         stats = self.journal.stats()
         peripherals: dict[str, str] = {}
+        counters = dict(self.counters)
         for till in self._tills.values():
             for line in (till.pos, till.card):
                 if line is not None:
                     peripherals[line.name] = line.state
+                    # Faults on the line by kind (noise, checksum, timeout...): a failing cable shows here.
+                    for kind, count in line.counters["errors"].items():
+                        counters[f"{line.name}_{kind}"] = count
         try:
             disk_free: int | None = shutil.disk_usage(self.settings.data_dir).free
         except OSError:
@@ -292,7 +351,8 @@ class Agent:
             last_seq=stats.last_seq,
             acked_seq=stats.acked_seq,
             backlog=stats.backlog,
+            quarantined=stats.quarantined,
             disk_free_bytes=disk_free,
             peripherals=peripherals,
-            counters=dict(self.counters),
+            counters=counters,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -61,19 +62,48 @@ def main(log_level: str) -> None:
 @main.command()
 @CONFIG_OPTION
 def init(config_file: Path) -> None:
-    """Create the data folder and the device master key (once, at provisioning).
+    """Create the data folder, the device master key and the identity key (once, at provisioning).
+
+    Prints the identity's public key: register it at the hub with `marquee-hub devices add`.
 
     Example: marquee-edge init --config /etc/marquee/edge.toml
     """
-    from edge.store.keys import create_master_key
+    from edge.store.journal import secure_folder
+    from edge.store.keys import create_identity_key, create_master_key
+    from protocol.signing import public_key_text
 
     settings = _settings(config_file)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)
     try:
+        secure_folder(settings.data_dir)
         create_master_key(settings.key_path)
-    except EdgeError as exc:
+        key = create_identity_key(settings.identity_path)
+    except (EdgeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"master key written to {settings.key_path}")
+    click.echo(f"identity key written to {settings.identity_path}")
+    click.echo("register this box at the hub:")
+    click.echo(f"  marquee-hub devices add --site {settings.site_id} --device {settings.device_id} "
+               f"--public-key {public_key_text(key)}")
+
+
+@main.command()
+@CONFIG_OPTION
+def identity(config_file: Path) -> None:
+    """Print the box's public identity key (ed25519:...), as `marquee-hub devices add` takes it.
+
+    Example: marquee-hub devices add --site riverside --device riverside-box1 \\
+                 --public-key "$(marquee-edge identity --config /etc/marquee/edge.toml)"
+    """
+    from edge.store.keys import load_identity_key
+    from protocol.signing import public_key_text
+
+    settings = _settings(config_file)
+    try:
+        key = load_identity_key(settings.identity_path)
+    except EdgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(public_key_text(key))
 
 
 @main.command()
@@ -84,14 +114,17 @@ def run(config_file: Path) -> None:
     Example: marquee-edge run --config /etc/marquee/edge.toml
     """
     from edge.agent import Agent
-    from edge.store.bootstrap import open_journal
+    from edge.store.bootstrap import open_identity, open_journal
 
     settings = _settings(config_file)
+    os.umask(0o077)  # whatever the agent creates is its own; the journal also sets 0600 itself
     try:
         journal = open_journal(settings, create_key=True)
+        identity_key = open_identity(settings, create=True)
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from exc
-    agent = Agent(settings, journal=journal, pepper=settings.pepper.get_secret_value().encode())
+    agent = Agent(settings, journal=journal, pepper=settings.pepper.get_secret_value().encode(),
+                  identity=identity_key)
     agent.start()
     try:
         _wait_for_signal()
@@ -103,25 +136,25 @@ def run(config_file: Path) -> None:
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def status(config_file: Path, as_json: bool) -> None:
-    """Show how far the journal goes and how much of it the hub has not acknowledged.
+    """Show how far the journal goes, how much of it the hub has not acknowledged, and how many rows
+    were quarantined. Opens the journal read-only: safe beside a running agent.
 
     Example: marquee-edge status --config /etc/marquee/edge.toml --json
     """
-    from edge.store.bootstrap import open_journal
+    from edge.store.journal import stats_read_only
 
     settings = _settings(config_file)
     try:
-        journal = open_journal(settings, create_key=False)
+        stats = stats_read_only(settings.journal_path)
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from exc
-    stats = journal.stats()
-    journal.close()
     data = {
         "site_id": settings.site_id,
         "device_id": settings.device_id,
         "last_seq": stats.last_seq,
         "acked_seq": stats.acked_seq,
         "backlog": stats.backlog,
+        "quarantined": stats.quarantined,
     }
     if as_json:
         click.echo(json.dumps(data))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -62,6 +64,8 @@ class TillSettings(BaseModel):
     card_baudrate: int = 9600
     card_hold_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """How long a presented card waits for the till's next sale."""
+    pos_inter_byte_timeout_s: Annotated[float, Field(ge=0.1, le=5)] = 0.5
+    """Silence after which a partial POS frame is dropped (docs/pos-protocol.md); the line reads in 0.1 s steps."""
 
 
 class EdgeSettings(BaseSettings):
@@ -73,6 +77,7 @@ class EdgeSettings(BaseSettings):
     device_id: Id
     data_dir: Path
     master_key_file: Path | None = None
+    identity_key_file: Path | None = None
     pepper: SecretStr
     demo: bool = False
     mqtt: MqttSettings = MqttSettings()
@@ -103,6 +108,27 @@ class EdgeSettings(BaseSettings):
     @property
     def key_path(self) -> Path:
         return self.master_key_file or self.data_dir / "keys" / "master.key"
+
+    @property
+    def identity_path(self) -> Path:
+        """The box's Ed25519 identity key (PKCS#8 PEM), beside the master key by default."""
+        return self.identity_key_file or self.key_path.parent / "identity.key"
+
+
+def _refuse_open_pepper(config_file: Path, pepper: str) -> None:
+    """The pepper turns every card number into its token: a file that holds the pepper in use must not be
+    world-readable (a placeholder overridden by MARQUEE_EDGE_PEPPER is no secret)."""
+    try:
+        mode = config_file.stat().st_mode
+        holds_pepper = tomllib.loads(config_file.read_text(encoding="utf-8")).get("pepper") == pepper
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # already read once by the loader: a file that changed since is read again next start
+    if holds_pepper and mode & stat.S_IROTH:
+        raise ConfigError(
+            f"{config_file} holds the pepper and every user of this machine can read it; "
+            f"run: chmod 600 {config_file} (or chmod 640 with the agent's group), "
+            "or move the pepper to the MARQUEE_EDGE_PEPPER environment variable"
+        )
 
 
 def load_settings(config_file: Path | None) -> EdgeSettings:
@@ -136,4 +162,6 @@ def load_settings(config_file: Path | None) -> EdgeSettings:
         raise ConfigError(f"invalid configuration: {problems}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {config_file}: {exc}") from exc
+    if config_file is not None:
+        _refuse_open_pepper(config_file, loaded.pepper.get_secret_value())
     return loaded

@@ -3,7 +3,8 @@
     ProtocolError
     ├── MalformedMessage   a payload that is not valid JSON or does not fit its schema
     ├── TopicError         a topic that is not one of ours
-    └── ChainError         an event whose hash or link does not match the chain
+    ├── ChainError         an event whose hash or link does not match the chain
+    └── SignatureError     a signature or a public key that does not check out
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ class ProtocolError(Exception):
 
 
 class MalformedMessage(ProtocolError):
-    """A message that cannot be decoded or does not fit its schema."""
+    """A message that cannot be decoded or does not fit its schema.
+
+    `fields` names the offending field locations (never their values), for reject records.
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class TopicError(ProtocolError):
@@ -23,3 +31,7 @@ class TopicError(ProtocolError):
 
 class ChainError(ProtocolError):
     """An event whose hash is wrong or whose prev_hash does not link to the previous event."""
+
+
+class SignatureError(ProtocolError):
+    """A batch or status whose signature does not verify, or a public key that cannot be read."""

@@ -7,6 +7,7 @@ hub that does not know them yet. `Event.typed_payload()` parses it into the mode
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
@@ -14,12 +15,14 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     model_validator,
 )
 
+from protocol.codec import validate
 from protocol.errors import MalformedMessage
 from protocol.ids import ID_PATTERN
 
@@ -27,6 +30,18 @@ EVENT_SCHEMA: Final = "marquee.event/1"
 HASH_PATTERN = r"^[0-9a-f]{64}$"
 GENESIS_HASH = "0" * 64
 """The prev_hash of a device's first event (seq 1)."""
+
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read 1700000000 (or "1700000000") as seconds since 1970: a number is not a date here.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_INSTANT.match(value):
+        return value
+    raise ValueError("a timestamp must be an ISO 8601 string with a time zone, e.g. 2026-11-23T19:30:00Z")
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -41,6 +56,7 @@ def _format_utc(value: datetime) -> str:
 
 UtcDatetime = Annotated[
     datetime,
+    BeforeValidator(_iso_only),
     AfterValidator(_as_utc),
     PlainSerializer(_format_utc, return_type=str, when_used="json"),
 ]
@@ -93,14 +109,14 @@ class Event(BaseModel):
         return data
 
     def typed_payload(self) -> BaseModel:
-        """The payload parsed into the model registered for this event's type."""
+        """The payload parsed into the model registered for this event's type.
+
+        MalformedMessage names the faulty fields, never their values (see `protocol.codec.invalid`).
+        """
         model = PAYLOAD_TYPES.get(self.type)
         if model is None:
-            raise MalformedMessage(f"unknown event type {self.type!r}")
-        try:
-            return model.model_validate(self.payload)
-        except ValueError as exc:
-            raise MalformedMessage(f"bad payload for {self.type}: {exc}") from exc
+            raise MalformedMessage(f"unknown event type {self.type[:64]!r}")
+        return validate(model, self.payload)
 
 
 class Payload(BaseModel):
@@ -163,5 +179,26 @@ class SaleRecorded(Payload):
         return self
 
 
-PAYLOAD_TYPES: dict[str, type[Payload]] = {SaleRecorded.event_type: SaleRecorded}
+class SaleConflict(Payload):
+    """A till reused a sale id with other content: the box answered "conflict" and changed nothing else.
+
+    The first sale stands (`original_seq`); this records the attempt, for HQ to see, as it was sent.
+    """
+
+    event_type: ClassVar[str] = "sale.conflict"
+
+    site_id: Id
+    till_id: Id
+    cashier_id: Annotated[str, _text(64, 1)]
+    sale_id: Annotated[str, _text(64, 1)]
+    original_seq: Seq
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    items: Annotated[list[LineItem], Field(min_length=1, max_length=200)]
+    total: MinorUnits
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    SaleRecorded.event_type: SaleRecorded,
+    SaleConflict.event_type: SaleConflict,
+}
 """Event type name to payload model."""

@@ -1,4 +1,8 @@
-"""Messages on the wire besides events: the uplink batch, the hub's ack and the box's status heartbeat."""
+"""Messages on the wire besides events: the uplink batch, the hub's ack and the box's status heartbeat.
+
+A batch and a status carry the box's Ed25519 signature (`protocol.signing`); the hub verifies it
+against the device's registered key before it changes anything.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,65 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.events import Count, Event, Id, Seq, UtcDatetime
+from protocol.events import Count, Event, Hash, Id, Seq, UtcDatetime
 
 MAX_BATCH_EVENTS = 500
+SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"
+"""An Ed25519 signature (64 bytes) in unpadded base64url."""
+Signature = Annotated[str, Field(pattern=SIGNATURE_PATTERN)]
+Reason = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class LostEvent(BaseModel):
+    """An event the box recorded but can no longer read (its journal row failed authentication).
+
+    The box sends it in place of the event, so the hub records a gap with its reason and the chain goes
+    on; `hash` is the lost event's hash when the box still knows it (the next event links to it).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    seq: Seq
+    hash: Hash | None = None
+    reason: Reason
 
 
 class EventBatch(BaseModel):
-    """Events of one device, in seq order, published on `.../{site}/{device}/events`."""
+    """Events of one device, in seq order, published on `.../{site}/{device}/events`.
+
+    `lost` holds the seqs in the batch's run that the box could not read; events and lost seqs together
+    are consecutive. `signature` is the box's signature over the batch (`protocol.signing.sign_batch`).
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     schema_: Literal["marquee.batch/1"] = Field(default="marquee.batch/1", alias="schema")
     site_id: Id
     device_id: Id
-    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+    events: Annotated[list[Event], Field(max_length=MAX_BATCH_EVENTS)]
+    lost: Annotated[list[LostEvent], Field(max_length=MAX_BATCH_EVENTS)] = Field(default_factory=list)
+    signature: Signature | None = None
 
     @model_validator(mode="after")
     def _one_device_in_order(self) -> EventBatch:
+        if not self.events and not self.lost:
+            raise ValueError("a batch needs at least one event or lost event")
+        if len(self.events) + len(self.lost) > MAX_BATCH_EVENTS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_EVENTS} events and lost events")
         for previous, event in zip(self.events, self.events[1:], strict=False):
-            if event.seq != previous.seq + 1:
+            if event.seq <= previous.seq:
                 raise ValueError("events of a batch must have consecutive seq")
+        seqs = sorted([event.seq for event in self.events] + [lost.seq for lost in self.lost])
+        if any(later != earlier + 1 for earlier, later in zip(seqs, seqs[1:], strict=False)):
+            raise ValueError("events of a batch must have consecutive seq")
         if any(event.device_id != self.device_id for event in self.events):
             raise ValueError("every event of a batch must come from the batch's device")
         return self
+
+    @property
+    def first_seq(self) -> int:
+        """The lowest seq the batch carries, an event's or a lost one's."""
+        return min([event.seq for event in self.events[:1]] + [lost.seq for lost in self.lost])
 
 
 class Ack(BaseModel):
@@ -62,5 +102,8 @@ class DeviceStatus(BaseModel):
     acked_seq: Count = 0
     backlog: Count = 0
     disk_free_bytes: Count | None = None
+    quarantined: Count = 0
+    """Journal rows the box could not read and set aside (each reaches the hub as a lost event)."""
     peripherals: dict[str, str] = Field(default_factory=dict)
     counters: dict[str, Count] = Field(default_factory=dict)
+    signature: Signature | None = None

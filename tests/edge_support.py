@@ -45,6 +45,7 @@ def write_config(path: Path, settings: EdgeSettings) -> Path:
         else:
             lines.append(f"{key} = {json.dumps(value)}\n")
     path.write_text("".join(lines) + "".join(tables))
+    path.chmod(0o600)  # it holds the pepper: the agent refuses a world-readable one
     return path
 
 

@@ -1,57 +1,105 @@
-"""The FastAPI application: routes, and a lifespan that migrates the database and runs ingest."""
+"""The FastAPI application: routes, and a lifespan that migrates the database, probes it and runs ingest."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 import cloud
+from cloud.api.deps import AUTH_RESPONSES
+from cloud.api.login_guard import LoginGuard, VerifyGate
+from cloud.api.probe import DatabaseProbe
 from cloud.api.routes import dashboard, health, sites, stats
+from cloud.auth import warm_up
 from cloud.db.engine import make_engine, migrate
+from cloud.ingest.counters import Throttle
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
 
 log = logging.getLogger(__name__)
+_database_error_log = Throttle(log)  # an outage fails every request: one line a minute is enough
 
 API_PREFIX = "/api/v1"
+
+# Three engines over one database, each with its own pool, so that none can make another wait for a
+# connection: the API's (requests; SQLAlchemy's usual 5 + 10, but a request gives up after 10 s rather
+# than 30 and answers 503), ingest's (one message at a time on paho's thread; a spare for safety) and
+# the health probe's (one query a second). With SQLite they are several connections to one WAL file:
+# readers never block the writer, and busy_timeout makes writers queue.
+API_POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
+INGEST_POOL = {"pool_size": 2, "max_overflow": 0, "pool_timeout": 30}
+PROBE_POOL = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
 
 
 def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     """The hub's app. On start-up it migrates the database and, unless `start_ingest` is False,
     starts the MQTT ingest worker; on shutdown it stops both."""
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **API_POOL)
+    ingest_engine = make_engine(settings.database_url, **INGEST_POOL)
+    probe_engine = make_engine(settings.database_url, **PROBE_POOL)
+    probe = DatabaseProbe(probe_engine)
+    gate = VerifyGate(slots=settings.login_checks, max_waiting=settings.login_max_waiting)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await run_in_threadpool(migrate, engine)
-            if start_ingest:
-                worker = IngestWorker(settings, engine)
-                worker.start()
-                app.state.worker = worker
-            yield
+            await anyio.to_thread.run_sync(warm_up)
+            async with anyio.create_task_group() as tasks:
+                await probe.probe()  # so that /healthz is right from the first request
+                tasks.start_soon(probe.run)
+                if start_ingest:
+                    worker = IngestWorker(settings, ingest_engine)
+                    worker.start()
+                    app.state.worker = worker
+                # Everything loaded so far (modules, models, routes, about 100,000 objects) lives as long
+                # as the app: a full garbage collection would scan it all, pausing the event loop for
+                # 50 ms and more under load, which /healthz and every request would feel.
+                gc.collect()
+                gc.freeze()
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+                    gc.unfreeze()  # collectable again once the app is gone (tests start many apps)
         finally:
             worker = app.state.worker
             if worker is not None:
                 await run_in_threadpool(worker.stop)
                 app.state.worker = None
-            engine.dispose()
+            gate.close()
+            for each in (engine, ingest_engine, probe_engine):
+                each.dispose()
 
     app = FastAPI(title="Marquee hub", version=cloud.__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.ingest_engine = ingest_engine
+    app.state.probe_engine = probe_engine
+    app.state.probe = probe
     app.state.worker = None
+    app.state.login_guard = LoginGuard(
+        client_limit=settings.login_client_max_failures,
+        client_window=settings.login_client_window_seconds,
+        user_limit=settings.login_user_max_failures,
+        user_window=settings.login_user_window_seconds,
+    )
+    app.state.login_gate = gate
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
     api.include_router(sites.router)
     api.include_router(stats.router)
+    api.include_router(health.api_router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(dashboard.router)
@@ -61,5 +109,5 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A database outage is the operator's problem, not the client's: 503, the details in the log only.
-    log.warning("database error serving %s: %s", request.url.path, exc)
+    _database_error_log.warning("database error serving %s: %s", request.url.path, exc)
     return JSONResponse({"detail": "database unavailable"}, status_code=503)

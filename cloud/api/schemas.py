@@ -9,30 +9,57 @@ from pydantic import BaseModel
 
 
 class Health(BaseModel):
-    """Whether the hub can do its job: database reachable, broker connected, ingest counters."""
+    """GET /healthz, for load balancers: up when the database answers and ingest (if it runs) is
+    connected to the broker. Nothing else, since it needs no login."""
 
-    status: Literal["ok", "degraded"]
+    status: Literal["up", "down"]
+
+
+class HealthDetail(BaseModel):
+    """GET /api/v1/health, for operators: what /healthz sums up, and the ingest counters."""
+
+    status: Literal["up", "down"]
     database: bool
+    ingest: bool
     mqtt_connected: bool
     counters: dict[str, int]
 
 
+class ErrorOut(BaseModel):
+    """The body of an error answer (401, 403, 429, 503)."""
+
+    detail: str
+
+
+class GapOut(BaseModel):
+    """An event the box recorded but could not read back (a journal row that failed authentication)."""
+
+    seq: int
+    reason: str
+    received_at: datetime
+
+
 class DeviceOut(BaseModel):
-    """One site box (or other device) as last heard from."""
+    """One site box as last heard from; `last_seen` is null until it first speaks."""
 
     device_id: str
     online: bool
-    last_seen: datetime
+    last_seen: datetime | None
     last_seq: int
     backlog: int | None
     chain_ok: bool
+    registered: bool
+    revoked: bool
+    conflict: str | None
+    lost_events: int
+    recent_gaps: list[GapOut]
 
 
 class SiteOut(BaseModel):
     """A site: online when one of its devices is; events_held sums its devices' contiguous seqs."""
 
     site_id: str
-    last_seen: datetime
+    last_seen: datetime | None
     online: bool
     events_held: int
     devices: list[DeviceOut]

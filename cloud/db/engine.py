@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,10 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # An arbitrary constant: every hub process migrating one PostgreSQL database takes this lock first.
 _MIGRATION_LOCK_KEY = 0x4D415251
+PRIVATE_FILE_MODE = 0o600
+# SQLite's companions of a database file; it creates them with the main file's mode.
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+_POOL_SIZING = ("pool_size", "max_overflow", "pool_timeout")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,6 +49,14 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     if parsed.get_backend_name() == "postgresql":
         # Connections die when PostgreSQL restarts; check on checkout rather than fail the next batch.
         kwargs.setdefault("pool_pre_ping", True)
+    elif parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is None:
+            # An in-memory database has one connection per thread (SingletonThreadPool): no sizing.
+            for name in _POOL_SIZING:
+                kwargs.pop(name, None)
+        else:
+            make_private(path)
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -52,6 +66,49 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_file(url: sa.URL) -> Path | None:
+    """The file of an SQLite URL, or None for an in-memory database."""
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (uri=true)
+        database = database.removeprefix("file:")
+    return Path(database)
+
+
+def make_private(path: Path) -> None:
+    """Create the SQLite file `path` readable by its owner only, or tighten it and its -wal/-shm files
+    if they are more open: the file holds password hashes. Does nothing when the folder is missing or
+    not ours (SQLite then reports the problem when it opens the file)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.debug("cannot create %s yet: %s", path, exc)
+        return
+    else:
+        try:
+            # The umask may have taken bits away (0o277 would leave a file SQLite cannot write).
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        finally:
+            os.close(fd)
+        return
+    tightened: list[str] = []
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in _SQLITE_COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+            if mode & 0o077:
+                candidate.chmod(PRIVATE_FILE_MODE)
+                tightened.append(f"{candidate.name} ({mode:04o})")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot make %s private (mode 0600): %s", candidate, exc)
+    if tightened:
+        log.info("database files were open to other users, now 0600: %s", ", ".join(tightened))
 
 
 def alembic_config(connection: sa.Connection) -> Config:

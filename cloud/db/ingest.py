@@ -1,16 +1,18 @@
-"""Data access for ingest: site and device locks, event inserts, rollup upserts, rejects."""
+"""Data access for ingest: site and device locks, event and gap inserts, rollup upserts, conflicts, rejects."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.db.dialect import insert_or_ignore, upsert_add
-from cloud.db.schema import box_office, devices, events, ingest_rejects, sites
+from cloud.db.dialect import upsert_add
+from cloud.db.schema import box_office, chain_conflicts, devices, event_gaps, events, ingest_rejects, sites
 from protocol.events import Event
+from protocol.messages import LostEvent
 
 MAX_DETAIL_CHARS = 2000
 
@@ -25,54 +27,51 @@ class DeviceHead:
     last_hash: str | None
 
 
-def lock_site(conn: sa.Connection, *, site_id: str, seen_at: datetime) -> bool:
-    """Mark the site seen and hold its row lock until commit; False when the site is not known yet.
+def lock_site(conn: sa.Connection, *, site_id: str, seen_at: datetime | None) -> bool:
+    """Mark the site seen (unless `seen_at` is None) and hold its row lock until commit; False when the
+    site is not registered.
 
     Every write about a site starts here, so writers of one site queue on one row (no deadlocks over
     rollup rows), and on SQLite the first statement being a write takes the database lock up front.
     """
-    result = conn.execute(
-        sa.update(sites)
-        .where(sites.c.site_id == site_id)
-        .values(
-            last_seen=sa.func.coalesce(sa.case((sites.c.last_seen > seen_at, sites.c.last_seen)), seen_at)
-        )
-    )
+    values: dict[str, Any] = {"site_id": sites.c.site_id}
+    if seen_at is not None:
+        values = {
+            "first_seen": sa.func.coalesce(sites.c.first_seen, seen_at),
+            "last_seen": sa.func.coalesce(sa.case((sites.c.last_seen > seen_at, sites.c.last_seen)), seen_at),
+        }
+    result = conn.execute(sa.update(sites).where(sites.c.site_id == site_id).values(**values))
     return bool(result.rowcount)
 
 
-def create_site(conn: sa.Connection, *, site_id: str, seen_at: datetime) -> None:
-    """Create the site unless a concurrent writer did, then take its lock."""
-    insert_or_ignore(conn, sites, {"site_id": site_id, "first_seen": seen_at, "last_seen": seen_at})
-    lock_site(conn, site_id=site_id, seen_at=seen_at)
-
-
-def site_of_device(conn: sa.Connection, *, device_id: str) -> str | None:
-    """The site a device belongs to, or None for a device never seen."""
-    return conn.execute(
-        sa.select(devices.c.site_id).where(devices.c.device_id == device_id)
-    ).scalar_one_or_none()
-
-
-def lock_device(conn: sa.Connection, *, device_id: str, site_id: str, seen_at: datetime) -> DeviceHead:
-    """The device's chain head under its row lock, creating the device (for `site_id`) when new."""
-    insert_or_ignore(
-        conn, devices, {"device_id": device_id, "site_id": site_id, "last_seq": 0, "last_seen": seen_at}
-    )
+def lock_device(conn: sa.Connection, *, device_id: str) -> DeviceHead | None:
+    """The registered device's chain head under its row lock; None when it is not registered."""
     row = conn.execute(
         sa.select(devices.c.device_id, devices.c.site_id, devices.c.last_seq, devices.c.last_hash)
         .where(devices.c.device_id == device_id)
         .with_for_update()
-    ).one()
+    ).one_or_none()
+    if row is None:
+        return None
     return DeviceHead(row.device_id, row.site_id, int(row.last_seq), row.last_hash)
 
 
 def insert_events(
-    conn: sa.Connection, *, batch: Sequence[Event], site_id: str, received_at: datetime
+    conn: sa.Connection,
+    *,
+    batch: Sequence[Event],
+    site_id: str,
+    received_at: datetime,
+    bodies: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Insert events already checked against the chain (one multi-row statement)."""
+    """Insert events already checked against the chain (one multi-row statement).
+
+    `bodies` replaces the stored body of some events (by seq): a payload the hub refused is kept as its
+    envelope and the faulty field names, never as sent.
+    """
     if not batch:
         return
+    bodies = bodies or {}
     conn.execute(
         sa.insert(events),
         [
@@ -87,7 +86,7 @@ def insert_events(
                 "clock_ok": event.clock_ok,
                 "hash": event.hash,
                 "prev_hash": event.prev_hash,
-                "body": event.model_dump(mode="json", by_alias=True),
+                "body": bodies.get(event.seq) or event.model_dump(mode="json", by_alias=True),
             }
             for event in batch
         ],
@@ -117,7 +116,7 @@ def advance_device(
 
 
 def mark_chain_broken(conn: sa.Connection, *, device_id: str, at: datetime, error: str) -> None:
-    """Record on the device that its chain does not hold (kept until an operator clears it)."""
+    """Record on the device that its chain has an open conflict (until `marquee-hub devices resolve`)."""
     conn.execute(
         sa.update(devices)
         .where(devices.c.device_id == device_id)
@@ -125,14 +124,65 @@ def mark_chain_broken(conn: sa.Connection, *, device_id: str, at: datetime, erro
     )
 
 
-def stored_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int) -> dict[int, str]:
-    """The hashes the hub holds for the device's seqs first..last (inclusive), by seq."""
-    rows = conn.execute(
-        sa.select(events.c.seq, events.c.hash).where(
-            events.c.device_id == device_id, events.c.seq.between(first, last)
+def stored_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int) -> dict[int, str | None]:
+    """The hashes the hub holds for the device's seqs first..last (inclusive), by seq: events' and
+    lost events' (None when the box could not name a lost event's hash)."""
+    held: dict[int, str | None] = {}
+    for table in (event_gaps, events):
+        rows = conn.execute(
+            sa.select(table.c.seq, table.c.hash).where(table.c.device_id == device_id, table.c.seq.between(first, last))
+        )
+        held.update({int(row.seq): row.hash for row in rows})
+    return held
+
+
+def insert_gaps(conn: sa.Connection, *, device_id: str, lost: Sequence[LostEvent], received_at: datetime) -> None:
+    """Record the events the box reported lost, and count them on the device."""
+    if not lost:
+        return
+    conn.execute(
+        sa.insert(event_gaps),
+        [
+            {
+                "device_id": device_id,
+                "seq": item.seq,
+                "hash": item.hash,
+                "reason": item.reason,
+                "received_at": received_at,
+            }
+            for item in lost
+        ],
+    )
+    conn.execute(
+        sa.update(devices)
+        .where(devices.c.device_id == device_id)
+        .values(lost_events=devices.c.lost_events + len(lost))
+    )
+
+
+def record_conflict(
+    conn: sa.Connection, *, device_id: str, seq: int, held_hash: str | None, event: Event, at: datetime
+) -> bool:
+    """Keep the signed event that clashed with the chain, once per (device, seq, hash) while open."""
+    col = chain_conflicts.c
+    exists = conn.execute(
+        sa.select(col.id)
+        .where(col.device_id == device_id, col.seq == seq, col.received_hash == event.hash, col.resolved_at.is_(None))
+        .limit(1)
+    ).first()
+    if exists is not None:
+        return False
+    conn.execute(
+        sa.insert(chain_conflicts).values(
+            device_id=device_id,
+            seq=seq,
+            held_hash=held_hash,
+            received_hash=event.hash,
+            received_body=event.model_dump(mode="json", by_alias=True),
+            detected_at=at,
         )
     )
-    return {int(row.seq): row.hash for row in rows}
+    return True
 
 
 def acked_seq_of(conn: sa.Connection, *, device_id: str, site_id: str) -> int:
@@ -153,10 +203,11 @@ def record_reject(
     detail: str,
     seq: int | None = None,
 ) -> bool:
-    """Keep a row about a message the hub refused: the reason, never the raw payload.
+    """Keep a row about a message the hub refused: the reason and field names, never the raw payload.
 
-    A box resends what was refused, so a row is kept once per (device, reason, seq), or per
-    (device, reason, detail) when no seq is known; False when such a row exists already.
+    A box resends what was refused, and a stranger may flood, so a row is kept once per (device, reason,
+    seq), or per (device, reason, detail) when no seq is known, and repeats only count on it; False when
+    such a row existed already.
     """
     device = device_id[:64] if device_id else None
     reason, detail = reason[:64], detail[:MAX_DETAIL_CHARS]
@@ -166,11 +217,21 @@ def record_reject(
         col.device_id == device if device is not None else col.device_id.is_(None),
         col.seq == seq if seq is not None else sa.and_(col.seq.is_(None), col.detail == detail),
     )
-    if conn.execute(sa.select(col.id).where(same_refusal).limit(1)).first() is not None:
+    row = conn.execute(sa.select(col.id).where(same_refusal).limit(1)).first()
+    if row is not None:
+        conn.execute(
+            sa.update(ingest_rejects).where(col.id == row.id).values(count=col.count + 1, last_at=received_at)
+        )
         return False
     conn.execute(
         sa.insert(ingest_rejects).values(
-            received_at=received_at, topic=topic[:255], device_id=device, reason=reason, detail=detail, seq=seq
+            received_at=received_at,
+            topic=topic[:255],
+            device_id=device,
+            reason=reason,
+            detail=detail,
+            seq=seq,
+            last_at=received_at,
         )
     )
     return True

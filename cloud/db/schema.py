@@ -18,12 +18,13 @@ metadata = sa.MetaData(
 
 ROLES = ("admin", "analyst", "site_manager")
 
+# A site exists once a device is registered for it; first/last seen stay empty until it speaks.
 sites = sa.Table(
     "sites",
     metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("first_seen", UtcDateTime, nullable=False),
-    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("first_seen", UtcDateTime, nullable=True),
+    sa.Column("last_seen", UtcDateTime, nullable=True),
 )
 
 devices = sa.Table(
@@ -31,15 +32,22 @@ devices = sa.Table(
     metadata,
     sa.Column("device_id", sa.String(64), primary_key=True),
     sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.site_id"), nullable=False, index=True),
+    # The box's Ed25519 identity (`ed25519:...`); nothing from a device without one is accepted.
+    sa.Column("public_key", sa.String(64), nullable=True),
+    sa.Column("registered_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
     # Highest seq held with every lower seq held too: what the next ack reports.
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("last_hash", sa.String(64), nullable=True),
-    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=True),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", JsonDoc, nullable=True),
     sa.Column("status_at", UtcDateTime, nullable=True),
+    # An open chain conflict (two signed events under one seq); cleared by `marquee-hub devices resolve`.
     sa.Column("chain_broken_at", UtcDateTime, nullable=True),
     sa.Column("chain_error", sa.String(500), nullable=True),
+    # Events the box reported lost (unreadable journal rows), each a row of `event_gaps`.
+    sa.Column("lost_events", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 events = sa.Table(
@@ -86,7 +94,50 @@ ingest_rejects = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     # The first refused event's seq, when known: a box resending the same refused batch adds no row.
     sa.Column("seq", sa.BigInteger, nullable=True),
+    # How often the same refusal came, and when last: a flood of refused messages grows no table.
+    sa.Column("count", sa.BigInteger, nullable=False, server_default="1"),
+    sa.Column("last_at", UtcDateTime, nullable=True),
     sa.Index("ix_ingest_rejects_device_reason_seq", "device_id", "reason", "seq"),
+)
+
+event_gaps = sa.Table(
+    "event_gaps",
+    metadata,
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # The lost event's hash when the box still knew it.
+    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+chain_conflicts = sa.Table(
+    "chain_conflicts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), nullable=False, index=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("held_hash", sa.String(64), nullable=True),
+    sa.Column("received_hash", sa.String(64), nullable=False),
+    # The validly signed event that clashed with the one held, kept for the owner's investigation.
+    sa.Column("received_body", JsonDoc, nullable=False),
+    sa.Column("detected_at", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Column("resolution", sa.String(16), nullable=True),
+    sa.Column("note", sa.String(500), nullable=True),
+)
+
+# Events a resolution took out of a device's chain (`devices resolve --keep box`), kept as they were.
+event_archive = sa.Table(
+    "event_archive",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(64), nullable=False, index=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("body", JsonDoc, nullable=False),
+    sa.Column("archived_at", UtcDateTime, nullable=False),
+    sa.Column("conflict_id", sa.BigInteger, nullable=True),
 )
 
 users = sa.Table(

@@ -9,7 +9,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.db import ingest as db
-from cloud.db.schema import devices, sites
+from cloud.db.schema import devices, event_gaps, sites
+from cloud.errors import IngestError
+from protocol.messages import DeviceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class GapView:
+    """An event the box reported lost, and why."""
+
+    seq: int
+    reason: str
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +29,15 @@ class DeviceView:
 
     device_id: str
     online: bool
-    last_seen: datetime
+    last_seen: datetime | None
     last_seq: int
     backlog: int | None
     chain_ok: bool
+    registered: bool = True
+    revoked: bool = False
+    conflict: str | None = None
+    lost_events: int = 0
+    recent_gaps: list[GapView] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +45,7 @@ class SiteView:
     """One site with its devices."""
 
     site_id: str
-    last_seen: datetime
+    last_seen: datetime | None
     online: bool
     events_held: int
     devices: list[DeviceView] = field(default_factory=list)
@@ -38,61 +54,75 @@ class SiteView:
 def apply_status(
     conn: sa.Connection,
     *,
-    site_id: str,
     device_id: str,
-    online: bool,
-    status: dict[str, Any],
+    status: DeviceStatus,
     received_at: datetime,
     seen_at: datetime | None,
-) -> str | None:
-    """Store a device's heartbeat; returns a reject reason instead when the device is another site's.
+) -> bool:
+    """Store an authenticated heartbeat of a registered device; False when it is older than the one held.
 
     `seen_at` is when the box was last heard from (None for the broker's last will, which says the box
-    went away, not that it spoke).
+    went away, not that it spoke). The will was written when the box connected, so its backlog is as old
+    as that: the backlog shown is what the box last said it held beyond what the hub holds now.
     """
-    stamp = seen_at or received_at
-    if not db.lock_site(conn, site_id=site_id, seen_at=stamp):
-        owner = db.site_of_device(conn, device_id=device_id)
-        if owner is not None and owner != site_id:
-            return "device_site_mismatch"
-        db.create_site(conn, site_id=site_id, seen_at=stamp)
-    head = db.lock_device(conn, device_id=device_id, site_id=site_id, seen_at=stamp)
-    if head.site_id != site_id:
-        return "device_site_mismatch"
-    values: dict[str, Any] = {"online": online, "status": status, "status_at": received_at}
+    site_known = db.lock_site(conn, site_id=status.site_id, seen_at=seen_at)
+    row = conn.execute(
+        sa.select(devices.c.site_id, devices.c.status, devices.c.last_seq)
+        .where(devices.c.device_id == device_id)
+        .with_for_update()
+    ).one_or_none()
+    if not site_known or row is None or row.site_id != status.site_id:
+        raise IngestError(f"device {device_id} is not registered for site {status.site_id}")
+    previous = row.status or {}
+    body = status.model_dump(mode="json", by_alias=True)
+    body.pop("signature", None)
+    if status.online and _older(body.get("sent_at"), previous.get("sent_at")):
+        return False  # a replayed or reordered heartbeat says nothing new
+    if not status.online:
+        box_last = max(status.last_seq, _int(previous.get("last_seq")))
+        body["last_seq"] = box_last
+        body["backlog"] = max(0, box_last - int(row.last_seq))
+    values: dict[str, Any] = {"online": status.online, "status": body, "status_at": received_at}
     if seen_at is not None:
         values["last_seen"] = sa.func.coalesce(
             sa.case((devices.c.last_seen > seen_at, devices.c.last_seen)), seen_at
         )
     conn.execute(sa.update(devices).where(devices.c.device_id == device_id).values(**values))
-    return None
+    return True
+
+
+def _older(sent_at: object, held: object) -> bool:
+    # Both are the wire's fixed-width UTC form (YYYY-MM-DDTHH:MM:SS.ffffffZ), which sorts as text.
+    return isinstance(sent_at, str) and isinstance(held, str) and sent_at < held
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+RECENT_GAPS = 5
 
 
 def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) -> list[SiteView]:
     """Every site with its devices; a device is online when its status says so and it spoke recently."""
     fresh_since = now - offline_after
-    device_rows = conn.execute(
-        sa.select(
-            devices.c.site_id,
-            devices.c.device_id,
-            devices.c.online,
-            devices.c.last_seen,
-            devices.c.last_seq,
-            devices.c.status,
-            devices.c.chain_error,
-        ).order_by(devices.c.site_id, devices.c.device_id)
-    ).all()
+    device_rows = conn.execute(sa.select(devices).order_by(devices.c.site_id, devices.c.device_id)).all()
     by_site: dict[str, list[DeviceView]] = {}
     for row in device_rows:
         backlog = (row.status or {}).get("backlog")
         by_site.setdefault(row.site_id, []).append(
             DeviceView(
                 device_id=row.device_id,
-                online=bool(row.online) and row.last_seen >= fresh_since,
+                online=bool(row.online) and row.last_seen is not None and row.last_seen >= fresh_since,
                 last_seen=row.last_seen,
                 last_seq=int(row.last_seq),
                 backlog=backlog if isinstance(backlog, int) else None,
                 chain_ok=row.chain_error is None,
+                registered=row.public_key is not None,
+                revoked=row.revoked_at is not None,
+                conflict=row.chain_error,
+                lost_events=int(row.lost_events),
+                recent_gaps=_recent_gaps(conn, row.device_id) if row.lost_events else [],
             )
         )
     result = []
@@ -108,3 +138,13 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
             )
         )
     return result
+
+
+def _recent_gaps(conn: sa.Connection, device_id: str) -> list[GapView]:
+    rows = conn.execute(
+        sa.select(event_gaps.c.seq, event_gaps.c.reason, event_gaps.c.received_at)
+        .where(event_gaps.c.device_id == device_id)
+        .order_by(event_gaps.c.seq.desc())
+        .limit(RECENT_GAPS)
+    )
+    return [GapView(int(row.seq), row.reason, row.received_at) for row in rows]

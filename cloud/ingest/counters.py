@@ -6,21 +6,28 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
+from protocol.throttle import Throttle as _Gate
+
 
 @dataclass
 class IngestCounters:
-    """Running totals since the worker started; read by /healthz (ints are safe to read across threads)."""
+    """Running totals since the worker started; read by the health API (ints are safe to read across threads)."""
 
     received: int = 0
     stored: int = 0
     duplicates: int = 0
     malformed: int = 0
+    unregistered: int = 0
+    unauthenticated: int = 0
     rejected: int = 0
     gaps: int = 0
-    chain_breaks: int = 0
+    lost_events: int = 0
+    conflicts: int = 0
+    bad_payloads: int = 0
     store_failures: int = 0
     acks_sent: int = 0
     statuses: int = 0
+    stale_statuses: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """A snapshot as a plain mapping."""
@@ -32,18 +39,14 @@ class Throttle:
 
     def __init__(self, logger: logging.Logger, *, every: float = 60.0) -> None:
         self._logger = logger
-        self._every = every
-        self._last: float | None = None
-        self._suppressed = 0
+        self._gate = _Gate(every)
 
     def warning(self, msg: str, *args: object) -> None:
         """Log `msg` at WARNING unless one was logged less than `every` seconds ago (then count it)."""
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self._every:
-            self._suppressed += 1
+        held_back = self._gate.report(time.monotonic())
+        if held_back is None:
             return
-        if self._suppressed:
+        if held_back:
             msg += " (and %d more like it since the last report)"
-            args = (*args, self._suppressed)
+            args = (*args, held_back)
         self._logger.warning(msg, *args)
-        self._last, self._suppressed = now, 0

@@ -1,7 +1,13 @@
-"""One MQTT message in, database transaction, ack out: everything the worker does except MQTT itself."""
+"""One MQTT message in, database transaction, ack out: everything the worker does except MQTT itself.
+
+Order for a batch or a status: decode, check it against its topic, find the device's registered key,
+verify the signature, and only then touch the database. Anything refused before that point is counted,
+logged (throttled) and recorded once, and gets no ack: the box it claims to come from is not disturbed.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -9,16 +15,19 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from cloud.db import ingest as db
+from cloud.db.devices import DeviceIdentity, device_identity
 from cloud.db.sites import apply_status
 from cloud.errors import IngestError, StoreError
 from cloud.ingest.counters import IngestCounters, Throttle
 from cloud.ingest.store import IngestResult, reject_batch, store_batch
 from protocol.codec import decode, encode
-from protocol.errors import MalformedMessage, TopicError
+from protocol.errors import MalformedMessage, SignatureError, TopicError
 from protocol.messages import DeviceStatus, EventBatch
+from protocol.signing import parse_public_key, verify_batch, verify_status
 from protocol.topics import TopicRef, device_topic, parse_topic
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,8 @@ class MessageHandler:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._malformed_log = Throttle(log)
         self._reject_log = Throttle(log)
+        self._auth_log = Throttle(log)
+        self._lost_log = Throttle(log)
         self._chain_log = Throttle(log)
         self._db_ok = True
 
@@ -72,21 +83,25 @@ class MessageHandler:
             self._malformed(topic, ref.device_id, str(exc), received_at)
             return
         if batch.device_id != ref.device_id:
-            self._malformed(
-                topic, ref.device_id, f"batch of device {batch.device_id!r} on this topic", received_at
-            )
+            self._malformed(topic, ref.device_id, "the batch names another device than its topic", received_at)
+            return
+        if batch.site_id != ref.site_id:
+            self._refuse(topic, ref.device_id, "site_mismatch", "the batch names another site than its topic",
+                         received_at)
+            return
+        # Authenticate before anything else: a refused batch changes no state and gets no ack, so a
+        # stranger publishing on a box's topic can neither write into its chain nor stall it.
+        if not self._authenticated(topic, ref.site_id, batch, received_at):
             return
         site_id = ref.site_id
         try:
             result = self._transaction(
-                lambda conn: store_batch(
-                    conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic
-                )
+                lambda conn: store_batch(conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic)
             )
         except StoreError:
             return  # no ack: the box keeps the events and resends them
         except IngestError as exc:
-            # The database is fine; this batch is not (a forged event clashing with a held one).
+            # The database is fine; this batch is not (an event id clashing with a held one, say).
             detail = str(exc)
             try:
                 result = self._transaction(
@@ -100,20 +115,63 @@ class MessageHandler:
         if self._publish(device_topic(ref.site_id, ref.device_id, "ack"), encode(result.ack)):
             self.counters.acks_sent += 1
 
+    def _identity(self, topic: str, site_id: str, device_id: str, received_at: datetime) -> DeviceIdentity | None:
+        """The device's registration when it may speak on this site's topics; refuses (and says why) otherwise."""
+        try:
+            identity = self._transaction(lambda conn: device_identity(conn, device_id=device_id))
+        except (StoreError, IngestError):
+            return None  # the database is down: nothing is acked, the box resends
+        if identity is None or identity.public_key is None:
+            self.counters.unregistered += 1
+            self._refuse(topic, device_id, "unregistered_device", "no public key is registered for this device",
+                         received_at, count=False)
+            return None
+        if identity.revoked:
+            self.counters.unregistered += 1
+            self._refuse(topic, device_id, "revoked_device", "this device's key was revoked", received_at,
+                         count=False)
+            return None
+        if identity.site_id != site_id:
+            self._refuse(topic, device_id, "device_site_mismatch", "the device is registered for another site",
+                         received_at)
+            return None
+        return identity
+
+    def _authenticated(self, topic: str, site_id: str, batch: EventBatch, received_at: datetime) -> bool:
+        identity = self._identity(topic, site_id, batch.device_id, received_at)
+        if identity is None:
+            return False
+        try:
+            verify_batch(batch, _public_key(identity.public_key))
+        except SignatureError as exc:
+            self.counters.unauthenticated += 1
+            self._refuse(topic, batch.device_id, "bad_signature", str(exc), received_at, count=False)
+            return False
+        except MalformedMessage as exc:
+            self._malformed(topic, batch.device_id, str(exc), received_at)
+            return False
+        return True
+
     def _count(self, result: IngestResult, topic: str) -> None:
         counters = self.counters
         counters.stored += result.stored
         counters.duplicates += result.duplicates
+        counters.lost_events += result.lost
         counters.gaps += int(result.gap)
-        counters.chain_breaks += int(result.chain_broken)
+        counters.conflicts += int(result.conflict)
+        counters.bad_payloads += result.bad_payloads
         if result.rejected:
             counters.rejected += 1
             self._reject_log.warning("refused a batch on %s: %s", topic, result.rejected)
-        if result.malformed:
-            counters.malformed += 1
-            self._malformed_log.warning("malformed event on %s: %s", topic, result.malformed)
-        if result.chain_broken:
-            self._chain_log.warning("hash chain broken on %s after seq %d", topic, result.ack.acked_seq)
+        if result.bad_payloads:
+            self._reject_log.warning("kept %d event(s) on %s without their refused payload", result.bad_payloads,
+                                     topic)
+        if result.lost:
+            self._lost_log.warning("the box on %s reported %d lost event(s) (unreadable journal rows)", topic,
+                                   result.lost)
+        if result.conflict:
+            self._chain_log.warning("chain conflict on %s after seq %d: two signed events under one seq "
+                                    "(see marquee-hub devices conflicts)", topic, result.ack.acked_seq)
 
     def _on_status(
         self, topic: str, ref: TopicRef, payload: bytes, received_at: datetime, retained: bool
@@ -129,6 +187,18 @@ class MessageHandler:
         if (status.site_id, status.device_id) != (ref.site_id, ref.device_id):
             self._malformed(topic, ref.device_id, "status names another site or device", received_at)
             return
+        identity = self._identity(topic, ref.site_id, ref.device_id, received_at)
+        if identity is None:
+            return
+        try:
+            verify_status(status, _public_key(identity.public_key))
+        except SignatureError as exc:
+            self.counters.unauthenticated += 1
+            self._refuse(topic, ref.device_id, "bad_signature", str(exc), received_at, count=False)
+            return
+        except MalformedMessage as exc:
+            self._malformed(topic, ref.device_id, str(exc), received_at)
+            return
         self.counters.statuses += 1
         seen_at: datetime | None = received_at
         if not status.online:
@@ -136,35 +206,30 @@ class MessageHandler:
         elif retained:
             # A retained heartbeat may be hours old: trust its own stamp, never a future one.
             seen_at = min(status.sent_at, received_at) if status.sent_at else None
-        site_id, device_id = ref.site_id, ref.device_id
-        body = status.model_dump(mode="json", by_alias=True)
+        device_id = ref.device_id
         try:
-            reason = self._transaction(
-                lambda conn: apply_status(
-                    conn,
-                    site_id=site_id,
-                    device_id=device_id,
-                    online=status.online,
-                    status=body,
-                    received_at=received_at,
-                    seen_at=seen_at,
-                )
+            applied = self._transaction(
+                lambda conn: apply_status(conn, device_id=device_id, status=status, received_at=received_at,
+                                          seen_at=seen_at)
             )
-        except StoreError:
+        except (StoreError, IngestError):
             return
-        except IngestError as exc:
-            reason, detail = "rejected", str(exc)
-        else:
-            detail = f"status for a device of another site on {topic}"
-        if reason is not None:
-            self.counters.rejected += 1
-            self._reject_log.warning("refused a status on %s: %s", topic, reason)
-            self._try_record(topic, device_id, reason, detail, received_at)
+        if not applied:
+            self.counters.stale_statuses += 1
 
     def _malformed(self, topic: str, device_id: str | None, reason: str, received_at: datetime) -> None:
         self.counters.malformed += 1
         self._malformed_log.warning("malformed message on %s: %s", topic[:120], reason)
         self._try_record(topic, device_id, "malformed", reason, received_at)
+
+    def _refuse(
+        self, topic: str, device_id: str, reason: str, detail: str, received_at: datetime, *, count: bool = True
+    ) -> None:
+        """A message refused before it was authenticated: counted, logged (throttled), recorded, not acked."""
+        if count:
+            self.counters.rejected += 1
+        self._auth_log.warning("refused a message on %s: %s (%s)", topic[:120], reason, detail)
+        self._try_record(topic, device_id, reason, detail, received_at)
 
     def _try_record(
         self, topic: str, device_id: str | None, reason: str, detail: str, received_at: datetime
@@ -213,6 +278,13 @@ class MessageHandler:
         if self._db_ok:
             log.warning("database unavailable, ingest paused (no acks until it returns)", exc_info=exc)
             self._db_ok = False
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(text: str | None) -> Ed25519PublicKey:
+    # Registered keys were checked when registered; a key edited into the database by hand that does
+    # not parse refuses every message of its device, as a wrong key would.
+    return parse_public_key(text or "")
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

@@ -29,6 +29,10 @@ class RollupDelta:
     concession_revenue: int = 0
     sales: int = 0
 
+    def negated(self) -> RollupDelta:
+        """The delta that takes this one back out (events archived by a conflict resolution)."""
+        return RollupDelta(-self.tickets, -self.ticket_revenue, -self.concession_revenue, -self.sales)
+
     def as_row(self, key: RollupKey) -> dict[str, object]:
         """The row to upsert: key columns plus the amounts to add."""
         return {

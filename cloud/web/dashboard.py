@@ -16,7 +16,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin-bottom:2rem}
 th,td{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.online{color:#070}.offline{color:#a00}
+.online{color:#070}.offline{color:#a00}.attention{color:#a60}
 """
 
 
@@ -44,13 +44,31 @@ def _sites_table(sites: Sequence[SiteView]) -> str:
         "<tr>"
         + _cell(site.site_id)
         + _cell("online" if site.online else "offline", css="online" if site.online else "offline")
-        + _cell(site.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        + _cell(site.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if site.last_seen else "never")
         + _cell(site.events_held, num=True)
         + _cell(len(site.devices), num=True)
+        + _cell("; ".join(_attention(site)) or "-", css="attention" if _attention(site) else None)
         + "</tr>"
         for site in sites
     )
-    return _table(["Site", "State", "Last seen", "Events held", "Devices"], rows, "No site has reported yet.")
+    headers = ["Site", "State", "Last seen", "Events held", "Devices", "Needs attention"]
+    return _table(headers, rows, "No site has reported yet.")
+
+
+def _attention(site: SiteView) -> list[str]:
+    """What an operator should look at on a site's boxes: conflicts, lost events, keys."""
+    notes = []
+    for device in site.devices:
+        if device.revoked:
+            notes.append(f"{device.device_id}: revoked")
+        elif not device.registered:
+            notes.append(f"{device.device_id}: no key registered")
+        if device.conflict:
+            notes.append(f"{device.device_id}: chain conflict (marquee-hub devices conflicts)")
+        if device.lost_events:
+            reasons = sorted({gap.reason for gap in device.recent_gaps})
+            notes.append(f"{device.device_id}: {device.lost_events} lost event(s) ({', '.join(reasons)})")
+    return notes
 
 
 def _box_office_table(label: str, rows: Sequence[BoxOfficeRow]) -> str:

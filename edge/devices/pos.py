@@ -1,6 +1,7 @@
 """The POS line protocol: STX payload ETX LRC frames (PP791 style) carrying JSON sale requests and answers.
 
 Pure and incremental. The vendor-facing description, with worked examples, is docs/pos-protocol.md.
+The parser tells faults apart by `FrameError.kind`; which of them earn a NAK is the agent's rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -21,9 +23,11 @@ from pydantic import (
 )
 
 from edge.errors import FrameError, PosRequestError
+from protocol.events import UtcDatetime
 
 STX = 0x02
 ETX = 0x03
+EOT = 0x04
 ACK = 0x06
 NAK = 0x15
 MAX_PAYLOAD = 4096
@@ -44,7 +48,7 @@ class PosFrame:
 
 @dataclass(frozen=True, slots=True)
 class PosControl:
-    """A bare ACK (0x06) or NAK (0x15) seen between frames."""
+    """A bare ACK (0x06), NAK (0x15) or EOT (0x04, a till giving up on a sale) seen between frames."""
 
     byte: int
 
@@ -72,40 +76,68 @@ def encode_frame(payload: bytes) -> bytes:
 
 
 class PosFrameParser:
-    """Bytes in, `PosFrame`s, `PosControl`s and `FrameError`s out; never raises, holds at most 4096 bytes."""
+    """Bytes in, `PosFrame`s, `PosControl`s and `FrameError`s out; never raises, holds at most 4096 bytes.
 
-    _IDLE, _PAYLOAD, _LRC = range(3)
+    Error kinds: "checksum" (a complete frame with a wrong LRC: the only fault worth a resend),
+    "truncated" (a new STX cut the frame), "format" (a control byte in the payload), "length" (payload
+    over 4096 bytes), "garbage" (bytes between frames), "timeout" (a partial frame dropped by `flush`).
+    """
+
+    # _DISCARD: inside a frame already reported as broken, up to its ETX; _DISCARD_LRC: that frame's LRC.
+    _IDLE, _PAYLOAD, _LRC, _DISCARD, _DISCARD_LRC = range(5)
 
     def __init__(self) -> None:
         self._state = self._IDLE
         self._payload = bytearray()
-        # True while discarding bytes whose fault was already reported (one error per bad run).
+        # True while skipping a run of bytes between frames already reported (one error per run).
         self._skipping = False
 
     @property
     def pending(self) -> int:
-        """Bytes held for a frame not yet complete (bounded by MAX_PAYLOAD)."""
-        return len(self._payload)
+        """Bytes held for a frame not yet complete, STX and ETX included (at most MAX_PAYLOAD + 2)."""
+        if self._state == self._PAYLOAD:
+            # Counting STX makes a lone STX visible as pending, so a silence can drop it too.
+            return 1 + len(self._payload)
+        if self._state == self._LRC:
+            return 2 + len(self._payload)
+        return 0
+
+    def flush(self) -> FrameError | None:
+        """The line went silent: drop any partial frame ("timeout" error if one was dropped) and start afresh."""
+        held = self.pending
+        # A dropped frame's tail is forgotten too: after silence the next byte may be a new frame's STX,
+        # which must not be swallowed as the LRC of a frame whose end was lost.
+        self._reset(self._IDLE)
+        self._skipping = False
+        return FrameError("timeout", f"partial frame of {held} bytes dropped after silence") if held else None
 
     def feed(self, data: bytes) -> list[PosFrame | FrameError | PosControl]:
         """Consume `data` and return what it completed, in order."""
         out: list[PosFrame | FrameError | PosControl] = []
         for byte in data:
-            if self._state == self._LRC:
+            state = self._state
+            if state == self._LRC:
                 # Any value is a valid LRC, STX included, so this check comes first.
                 body = bytes(self._payload) + bytes([ETX])
                 if lrc(body) == byte:
                     out.append(PosFrame(bytes(self._payload)))
                 else:
                     out.append(FrameError("checksum", f"LRC 0x{byte:02X}, computed 0x{lrc(body):02X}"))
-                self._reset(skip=False)
+                self._reset(self._IDLE)
+            elif state == self._DISCARD_LRC:
+                # The LRC of a frame already dropped: whatever its value (a NAK, an STX), it is not a
+                # control byte of its own.
+                self._reset(self._IDLE)
             elif byte == STX:
-                if self._state == self._PAYLOAD:
+                if state == self._PAYLOAD:
                     out.append(FrameError("truncated", f"STX after {len(self._payload)} payload bytes"))
-                self._reset(skip=False)
-                self._state = self._PAYLOAD
-            elif self._state == self._IDLE:
-                if byte in (ACK, NAK):
+                self._reset(self._PAYLOAD)
+                self._skipping = False
+            elif state == self._DISCARD:
+                if byte == ETX:
+                    self._state = self._DISCARD_LRC
+            elif state == self._IDLE:
+                if byte in (ACK, NAK, EOT):
                     out.append(PosControl(byte))
                     self._skipping = False
                 elif not self._skipping:
@@ -115,18 +147,17 @@ class PosFrameParser:
                 self._state = self._LRC
             elif byte < 0x20:
                 out.append(FrameError("format", f"control byte 0x{byte:02X} in payload"))
-                self._reset(skip=True)
+                self._reset(self._DISCARD)
             elif len(self._payload) >= MAX_PAYLOAD:
                 out.append(FrameError("length", f"payload longer than {MAX_PAYLOAD} bytes"))
-                self._reset(skip=True)
+                self._reset(self._DISCARD)
             else:
                 self._payload.append(byte)
         return out
 
-    def _reset(self, *, skip: bool) -> None:
+    def _reset(self, state: int) -> None:
         self._payload.clear()
-        self._state = self._IDLE
-        self._skipping = skip
+        self._state = state
 
 
 # ---------------------------------------------------------------- messages
@@ -138,6 +169,16 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120, patte
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
 Price = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]  # minor units
 Qty = Annotated[int, Field(strict=True, ge=1, le=999)]
+
+
+def _iso_z(value: datetime) -> str:
+    # UtcDatetime writes microseconds always; on the POS line keep the short form the doc shows.
+    return value.isoformat().replace("+00:00", "Z")
+
+
+# UtcDatetime refuses numbers (pydantic would read 1700000000 as a unix time) and naive times, and
+# converts to UTC; the serializer after it keeps `2026-11-23T19:30:00Z` as the till wrote it.
+Showtime = Annotated[UtcDatetime, PlainSerializer(_iso_z, return_type=str, when_used="json")]
 
 
 class _Message(BaseModel):
@@ -154,7 +195,7 @@ class SaleItem(_Message):
     price: Price  # unit price
     film: ShortText | None = None
     hall: IdStr | None = None
-    showtime: datetime | None = None
+    showtime: Showtime | None = None
     description: ShortText | None = None
 
     @model_validator(mode="after")
@@ -163,8 +204,6 @@ class SaleItem(_Message):
             missing = [name for name in ("film", "hall", "showtime") if getattr(self, name) is None]
             if missing:
                 raise ValueError(f"a ticket needs {', '.join(missing)}")
-            if self.showtime is not None and self.showtime.tzinfo is None:
-                raise ValueError("showtime needs a time zone (use UTC, ending in Z)")
         elif self.description is None:
             raise ValueError("a concession needs a description")
         return self
@@ -206,7 +245,9 @@ class SaleAnswer(_Message):
 
     type: Literal["answer"] = "answer"
     sale_id: Annotated[str, StringConstraints(max_length=64)] | None  # None: the request had no usable id
-    status: Literal["ok", "rejected", "error"]
+    # ok: decided; rejected: unusable request; conflict: sale_id already used for another sale;
+    # error: the box could not decide (sell without loyalty).
+    status: Literal["ok", "rejected", "conflict", "error"]
     loyalty: Loyalty | None = None
     card: str | None = None
     message: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -229,6 +270,8 @@ def parse_request(payload: bytes) -> SaleRequest:
     """Validate a frame's payload as a SaleRequest; PosRequestError with a short reason otherwise."""
     if len(payload) > MAX_PAYLOAD:
         raise PosRequestError(f"request of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    if not payload:
+        raise PosRequestError("empty request: no payload between STX and ETX")
     try:
         document = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:

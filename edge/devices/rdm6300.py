@@ -56,6 +56,13 @@ class Rdm6300Parser:
         """Bytes held for a frame not yet complete (bounded by the frame length)."""
         return len(self._body) + (1 if self._in_frame else 0)
 
+    def flush(self) -> FrameError | None:
+        """The line went silent: drop any partial frame ("timeout" error if one was dropped) and start afresh."""
+        held = self.pending
+        # After silence, bytes outside a frame are a new run (reported again), not the tail of the old one.
+        self._abandon(skip=False)
+        return FrameError("timeout", f"partial frame of {held} bytes dropped after silence") if held else None
+
     def feed(self, data: bytes) -> list[CardRead | FrameError]:
         """Consume `data` and return what it completed, in order."""
         out: list[CardRead | FrameError] = []

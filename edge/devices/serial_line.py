@@ -27,9 +27,23 @@ STARTING, UP, DOWN, STOPPED = "starting", "up", "down", "stopped"
 
 
 class Parser(Protocol):
-    """A pure, incremental framing parser (see rdm6300.Rdm6300Parser, pos.PosFrameParser)."""
+    """A pure, incremental framing parser (see rdm6300.Rdm6300Parser, pos.PosFrameParser).
 
-    def feed(self, data: bytes) -> Sequence[object]: ...
+    It never reads a clock: the line decides when silence has lasted long enough and calls `flush`.
+    """
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for a frame not yet complete (0 between frames)."""
+        ...
+
+    def feed(self, data: bytes) -> Sequence[object]:
+        """Consume `data`; return the frames, controls and FrameErrors it completed, in order."""
+        ...
+
+    def flush(self) -> FrameError | None:
+        """The line went silent: drop any partial frame (FrameError "timeout" if one was dropped, else None)."""
+        ...
 
 
 class SerialLine:
@@ -46,9 +60,13 @@ class SerialLine:
         on_state: Callable[[SerialLine, str], None] | None = None,
         backoff_min: float = 0.2,
         backoff_max: float = 10.0,
+        inter_byte_timeout: float | None = None,
     ) -> None:
+        """`inter_byte_timeout`: silence (seconds) after which a partial frame is dropped; None: never."""
         if not 0 < backoff_min <= backoff_max:
             raise ValueError("need 0 < backoff_min <= backoff_max")
+        if inter_byte_timeout is not None and inter_byte_timeout <= 0:
+            raise ValueError("inter_byte_timeout must be positive (or None for no timeout)")
         self.name = name
         self.url = url
         self.baudrate = baudrate
@@ -57,6 +75,7 @@ class SerialLine:
         self._on_state = on_state
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
+        self._inter_byte_timeout = inter_byte_timeout
         self._state = STARTING
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,23 +189,47 @@ class SerialLine:
         """Pump bytes into a fresh parser until stop() or the port fails; True if any byte came."""
         parser = self._parser_factory()
         got_data = False
+        last_byte_at = time.monotonic()
+        quiet = True  # no byte since the last flush (or since the port opened): nothing to flush
         while not self._stop.is_set():
             try:
                 # A blocking read of one byte (bounded by READ_TIMEOUT), then whatever is queued:
                 # one system call per burst, where readline() would make one per byte.
                 data = port.read(1)
                 if data:
-                    waiting = port.in_waiting
+                    waiting = port.in_waiting  # type: ignore[attr-defined]  # every port class has it; the stubs' base lacks it
                     if waiting:
                         data += port.read(waiting)
             except (serial.SerialException, OSError) as exc:
                 self._count("failures")
                 self._went_down(f"read failed: {exc}")
                 return got_data
+            now = time.monotonic()
+            # Checked before feeding too: bytes arriving after a long gap must not complete the old
+            # frame even if no empty read happened to fall past the deadline. One flush per silence;
+            # the parser reports a dropped frame only when it held one (pending > 0).
+            timeout = self._inter_byte_timeout
+            if timeout is not None and not quiet and now - last_byte_at >= timeout:
+                quiet = True
+                parser = self._flush(parser)
             if data:
                 got_data = True
+                quiet = False
+                last_byte_at = now
                 parser = self._deliver(parser, data)
         return got_data
+
+    def _flush(self, parser: Parser) -> Parser:
+        """Silence on the line: make the parser drop a partial frame (and report it, as any FrameError)."""
+        try:
+            dropped = parser.flush()
+        except Exception:
+            logger.exception("serial line %s: parser raised; starting a fresh one", self.name)
+            self._count_error("parser")
+            return self._parser_factory()
+        if dropped is not None:
+            self._hand_over([dropped])
+        return parser
 
     def _deliver(self, parser: Parser, data: bytes) -> Parser:
         self._count("bytes", len(data))
@@ -197,6 +240,10 @@ class SerialLine:
             logger.exception("serial line %s: parser raised; starting a fresh one", self.name)
             self._count_error("parser")
             return self._parser_factory()
+        self._hand_over(items)
+        return parser
+
+    def _hand_over(self, items: Sequence[object]) -> None:
         for item in items:
             if isinstance(item, FrameError):
                 self._count_error(item.kind)
@@ -207,7 +254,6 @@ class SerialLine:
             except Exception:
                 logger.exception("serial line %s: on_item callback raised", self.name)
                 self._count("callback_errors")
-        return parser
 
     # ------------------------------------------------------------ helpers
 

@@ -1,14 +1,23 @@
-"""Opening the journal with its keys, as the CLI and the agent need it."""
+"""Opening the journal and the identity key, as the CLI and the agent need them."""
 
 from __future__ import annotations
 
 import logging
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from edge.errors import KeyFileError
 from edge.settings import EdgeSettings
 from edge.store.crypto import Sealer
 from edge.store.journal import Journal
-from edge.store.keys import create_master_key, derive_key, load_master_key
+from edge.store.keys import (
+    create_identity_key,
+    create_master_key,
+    derive_key,
+    load_identity_key,
+    load_master_key,
+)
+from protocol.signing import public_key_text
 
 log = logging.getLogger(__name__)
 JOURNAL_KEY_ID = "journal-v1"
@@ -27,3 +36,21 @@ def open_journal(settings: EdgeSettings, *, create_key: bool) -> Journal:
     master = load_master_key(key_path)
     sealer = Sealer(derive_key(master, JOURNAL_KEY_ID), key_id=JOURNAL_KEY_ID)
     return Journal(settings.journal_path, device_id=settings.device_id, sealer=sealer)
+
+
+def open_identity(settings: EdgeSettings, *, create: bool) -> Ed25519PrivateKey:
+    """The box's identity key; when missing and `create`, a new one, with the hub command that registers it.
+
+    A box that lost its key makes a new one rather than stop answering its tills; the hub refuses what
+    it signs until the new key is registered (`--replace-key`).
+    """
+    path = settings.identity_path
+    if create and not path.exists():
+        key = create_identity_key(path)
+        log.warning(
+            "new identity key %s: the hub accepts nothing from this box until it is registered: "
+            "marquee-hub devices add --site %s --device %s --public-key %s",
+            path, settings.site_id, settings.device_id, public_key_text(key),
+        )
+        return key
+    return load_identity_key(path)

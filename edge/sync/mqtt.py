@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.settings import MqttSettings
 
@@ -25,11 +26,11 @@ def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
     """A paho client (2.x callback API) for MQTT 5 or 3.1.1, Nagle off, credentials set when configured."""
     if settings.protocol == "5":
         client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
     else:
         client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv311,
             clean_session=True,

@@ -3,6 +3,8 @@
 At-least-once on the wire: anything in flight when the link drops, or not acked within the timeout,
 is published again from the last ack. A broker PUBACK is not an ack; only the hub's `.../ack` message is.
 Memory stays bounded: at most `window_batches` batches are in flight and one batch is read at a time.
+Every batch and status is signed with the box's identity key; the hub accepts nothing unsigned. A journal
+row that no longer opens goes out as a lost event, so the rows after it still reach the hub.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.errors import StoreError
+from edge.logthrottle import LogThrottle
 from edge.settings import EdgeSettings
 from edge.store.journal import Journal
 from edge.sync.mqtt import make_client
 from protocol.codec import decode, encode
 from protocol.errors import MalformedMessage
-from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.events import Event
+from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
+from protocol.signing import sign_batch, sign_status
 from protocol.topics import device_topic
 
 log = logging.getLogger(__name__)
@@ -34,10 +40,13 @@ MAX_RESEND_BACKOFF_S = 300
 class Uplink:
     """Keeps the hub up to date with the journal; `notify()` after each write wakes it."""
 
-    def __init__(self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider) -> None:
+    def __init__(
+        self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider, identity: Ed25519PrivateKey
+    ) -> None:
         self._settings = settings
         self._journal = journal
-        self._status = status
+        self._status_of = status
+        self._identity = identity
         self._site, self._device = settings.site_id, settings.device_id
         self._events_topic = device_topic(self._site, self._device, "events")
         self._ack_topic = device_topic(self._site, self._device, "ack")
@@ -61,9 +70,11 @@ class Uplink:
             "foreign_messages": 0,
             "held_back": 0,
             "connects": 0,
+            "lost_sent": 0,
         }
+        self._loop_log = LogThrottle(log)
         self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}")
-        self._client.will_set(self._status_topic, encode(status(False)), qos=1, retain=True)
+        self._client.on_pre_connect = self._on_pre_connect
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -111,7 +122,18 @@ class Uplink:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def _status(self, online: bool) -> DeviceStatus:
+        return sign_status(self._status_of(online), self._identity)
+
     # paho callbacks run on paho's network thread.
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        # The last will is fixed at CONNECT: build it afresh for each connection, so the offline status
+        # the broker publishes for us carries the backlog of this connection, not of the first.
+        try:
+            client.will_set(self._status_topic, encode(self._status(False)), qos=1, retain=True)
+        except Exception:
+            self._loop_log.exception("could not prepare the last will; the previous one stays")
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
         # paho re-raises what a callback raises and its network thread dies with it: never let anything out.
         try:
@@ -149,7 +171,7 @@ class Uplink:
                     log.warning("broker sent %s, which this box did not subscribe to; ignoring such messages",
                                 message.topic[:120])
                 return
-            self._handle_ack(message.payload)
+            self._handle_ack(bytes(message.payload))
         except Exception:
             log.exception("could not handle a message from the hub")
 
@@ -172,7 +194,7 @@ class Uplink:
         try:
             held = self._journal.mark_acked(ack.acked_seq)
         except StoreError:
-            log.exception("could not record the hub's ack")
+            self._loop_log.exception("could not record the hub's ack")
             return
         with self._lock:
             progress = held > self._acked
@@ -213,7 +235,9 @@ class Uplink:
                     if self._connected:
                         self._client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
             except Exception:
-                log.exception("uplink loop failed; retrying")
+                self._loop_log.exception("uplink loop failed; retrying")
+            else:
+                self._loop_log.recovered("uplink loop works again")
             self._wake.wait(timeout=min(1.0, self._settings.sync.ack_timeout_s / 2))
 
     def _send_due(self) -> None:
@@ -237,18 +261,23 @@ class Uplink:
             room = limit - (start - acked - 1)
             if room <= 0 or start > self._journal.last_seq:
                 return
-            events = self._journal.read_events(from_seq=start, limit=min(room, cfg.batch_max_events))
-            if not events:
+            items = self._journal.read_outbox(from_seq=start, limit=min(room, cfg.batch_max_events))
+            if not items:
                 return
-            batch = EventBatch(site_id=self._site, device_id=self._device, events=events)
+            events = [item for item in items if isinstance(item, Event)]
+            lost = [item for item in items if isinstance(item, LostEvent)]
+            batch = sign_batch(
+                EventBatch(site_id=self._site, device_id=self._device, events=events, lost=lost), self._identity
+            )
             self._client.publish(self._events_topic, encode(batch), qos=1)
             with self._lock:
                 if self._next_seq == start:
-                    self._next_seq = events[-1].seq + 1
+                    self._next_seq = items[-1].seq + 1
+                self.counters["lost_sent"] += len(lost)
                 if start == self._acked + 1:
                     # A hub that does not answer is asked less and less often (up to 5 min, with jitter),
                     # so that a chain's boxes do not all hammer it when it returns.
                     backoff = cfg.ack_timeout_s * 2 ** min(self._unanswered, 10) * random.uniform(0.8, 1.2)
                     self._deadline = time.monotonic() + min(backoff, MAX_RESEND_BACKOFF_S)
                 self.counters["batches_sent"] += 1
-                self.counters["events_sent"] += len(events)
+                self.counters["events_sent"] += len(items)

@@ -63,10 +63,15 @@ def present_card(site: Site, card_id: str) -> None:
 
 
 @pytest.fixture
-def make_site(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[callable]:  # type: ignore[valid-type]
+def make_site(
+    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto
+) -> Iterator[callable]:  # type: ignore[valid-type]
+    """Start a box for a site; when the test has a hub, the box is provisioned there first (its key
+    registered), as a technician would."""
     sites: list[Site] = []
+    hub: Hub | None = request.getfixturevalue("hub") if "hub" in request.fixturenames else None
 
-    def make(site_id: str = "riverside", **overrides: object) -> Site:
+    def make(site_id: str = "riverside", *, register: bool = True, **overrides: object) -> Site:
         root = tmp_path / site_id
         card = create_pty_link(root / "dev" / "card-t1")
         pos = create_pty_link(root / "dev" / "pos-t1")
@@ -78,6 +83,8 @@ def make_site(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[callable]:  # ty
             **overrides,
         )
         config = write_config(root / "edge.toml", settings)
+        if hub is not None and register:
+            hub.register(config, site_id=site_id, device_id=settings.device_id)
         program = edge_program(config, root)
         program.start()
         site = Site(settings, config, card, PosEnd(pos), program)

@@ -9,13 +9,16 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud.db.devices import register_device
 from cloud.db.engine import make_engine, migrate
 from cloud.db.schema import events
 from cloud.ingest.worker import IngestWorker
@@ -23,6 +26,7 @@ from cloud.settings import HubSettings
 from edge.sync.uplink import Uplink
 from protocol.codec import encode
 from protocol.messages import DeviceStatus, EventBatch
+from protocol.signing import public_key_text, sign_batch
 from protocol.topics import device_topic
 from tests.edge_support import edge_settings, new_journal
 from tests.integration.edge.test_uplink import append
@@ -104,7 +108,13 @@ def test_boxes_reach_the_hub_and_cannot_speak_for_each_other(tmp_path: Path, bro
     settings = edge_settings(tmp_path, mqtt={"port": broker.port, "username": "riverside-box1",
                                              "password": USERS["riverside-box1"]})
     journal = new_journal(settings)
-    uplink = Uplink(settings=settings, journal=journal,
+    river_key, harbour_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    with engine.begin() as conn:
+        for site, device, key in [("riverside", "riverside-box1", river_key),
+                                  ("harbour", "harbour-box1", harbour_key)]:
+            register_device(conn, site_id=site, device_id=device, public_key=public_key_text(key),
+                            at=datetime.now(UTC))
+    uplink = Uplink(settings=settings, journal=journal, identity=river_key,
                     status=lambda online: DeviceStatus(site_id="riverside", device_id="riverside-box1",
                                                        online=online))
     impostor = Client(broker, "harbour-box1", USERS["harbour-box1"])
@@ -121,14 +131,14 @@ def test_boxes_reach_the_hub_and_cannot_speak_for_each_other(tmp_path: Path, bro
         wait_for(lambda: journal.stats().acked_seq == 3, timeout=20, what="riverside's events acked")
 
         # It tries to add events to riverside's chain: the broker refuses.
-        forged = EventBatch(site_id="riverside", device_id="riverside-box1",
-                            events=chain(1, device_id="riverside-box1", start_seq=4))
+        forged = sign_batch(EventBatch(site_id="riverside", device_id="riverside-box1",
+                                       events=chain(1, device_id="riverside-box1", start_seq=4)), harbour_key)
         denied = impostor.publish(device_topic("riverside", "riverside-box1", "events"), encode(forged))
         assert denied.is_failure and "authori" in str(denied).lower()
 
         # Its own events go through; once they are acked, anything sent before them has been delivered.
-        own = EventBatch(site_id="harbour", device_id="harbour-box1",
-                         events=chain(2, device_id="harbour-box1", site_id="harbour"))
+        own = sign_batch(EventBatch(site_id="harbour", device_id="harbour-box1",
+                                    events=chain(2, device_id="harbour-box1", site_id="harbour")), harbour_key)
         assert not impostor.publish(device_topic("harbour", "harbour-box1", "events"), encode(own)).is_failure
         wait_for(lambda: any(m.topic == harbour_ack for m in impostor.messages), timeout=15, what="its ack")
         assert [m.topic for m in impostor.messages if m.topic == river_ack] == []

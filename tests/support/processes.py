@@ -96,7 +96,18 @@ class Hub:
             response = httpx.get(f"{self.url}/healthz", timeout=1)
         except httpx.HTTPError:
             return False
-        return response.status_code == 200 and bool(response.json().get("mqtt_connected"))
+        # "up" means the database answers and ingest is connected to the broker.
+        return response.status_code == 200 and response.json() == {"status": "up"}
+
+    def register(self, config: Path, *, site_id: str, device_id: str) -> str:
+        """Provision a box as a technician does: `marquee-edge init`, then its public key registered here."""
+        edge = str(BIN / "marquee-edge")
+        subprocess.run([edge, "init", "--config", str(config)], check=True, capture_output=True)
+        key = subprocess.run([edge, "identity", "--config", str(config)], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        subprocess.run([str(BIN / "marquee-hub"), "devices", "add", "--site", site_id, "--device", device_id,
+                        "--public-key", key], env={**os.environ, **self.env}, check=True, capture_output=True)
+        return key
 
     def get(self, path: str, **params: Any) -> Any:
         response = httpx.get(f"{self.url}{path}", params=params, auth=(self.username, self.password), timeout=5)
@@ -104,8 +115,8 @@ class Hub:
         return response.json()
 
     def counters(self) -> dict[str, int]:
-        """The ingest counters /healthz reports."""
-        return dict(httpx.get(f"{self.url}/healthz", timeout=5).json()["counters"])
+        """The ingest counters the health API reports (behind the login)."""
+        return dict(self.get("/api/v1/health")["counters"])
 
     def stop(self) -> None:
         if self.program is not None:

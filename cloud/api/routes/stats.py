@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from cloud.api.deps import ConnDep, CurrentUser
+from cloud.api.params import IsoDate
 from cloud.api.schemas import BoxOfficeOut
 from cloud.db.stats import GroupBy, box_office_by
 
@@ -20,8 +20,8 @@ def box_office(
     user: CurrentUser,
     group_by: Annotated[GroupBy, Query(description="site, film or day (UTC)")],
     site: Annotated[str | None, Query(max_length=64)] = None,
-    date_from: Annotated[date | None, Query(description="first day included (UTC)")] = None,
-    date_to: Annotated[date | None, Query(description="last day included (UTC)")] = None,
+    date_from: Annotated[IsoDate | None, Query(description="first day included (UTC), YYYY-MM-DD")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="last day included (UTC), YYYY-MM-DD")] = None,
 ) -> list[BoxOfficeOut]:
     """Tickets, revenue (minor units) and sales per key and currency, sorted by key."""
     rows = box_office_by(conn, group_by=group_by, site=site, date_from=date_from, date_to=date_to)

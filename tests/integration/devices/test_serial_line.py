@@ -1,10 +1,12 @@
-"""SerialLine on real pseudo-terminals and pyserial's loop://: delivery, writes, outages, callbacks, stop."""
+"""SerialLine on real pseudo-terminals and pyserial's loop://: delivery, writes, outages, callbacks, stop,
+the inter-byte timeout."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -208,7 +210,82 @@ def test_stop_joins_the_thread_and_closes_the_port(
 
 
 def test_stop_while_down_is_prompt(tmp_path: Path, make_line: Callable[..., SerialLine]) -> None:
+    # The reader sits in a backoff wait of at least 5 s. The join allows 10 s, more than the whole
+    # wait, so only the time taken can tell an interruptible wait from one that is sat out.
     line = make_line(str(tmp_path / "never"), Recorder(), backoff_min=5.0, backoff_max=10.0)
     wait_for(lambda: line.state == "down", timeout=5, what="line down")
-    line.stop(timeout=5)  # the backoff wait is interruptible: this returns at once, not after 5 s
+    started = time.monotonic()
+    line.stop(timeout=10)
+    assert time.monotonic() - started < 1.0, "stop() sat out the backoff"
     assert not [t for t in threading.enumerate() if t.name == f"serial-{line.name}"]
+
+
+def test_stop_while_up_is_prompt(tmp_path: Path, make_line: Callable[..., SerialLine], ptys: list[PtyEnd]) -> None:
+    end = create_pty_link(tmp_path / "card")
+    ptys.append(end)
+    line = make_line(str(end.link), Recorder())
+    wait_for(lambda: line.state == "up", timeout=5, what="line up")
+    started = time.monotonic()
+    line.stop(timeout=10)
+    assert time.monotonic() - started < 1.0, "stop() waited for more than a read timeout"
+
+
+def test_a_partial_frame_followed_by_silence_is_dropped_and_the_next_frame_is_read(
+    tmp_path: Path, make_line: Callable[..., SerialLine], ptys: list[PtyEnd]
+) -> None:
+    end = create_pty_link(tmp_path / "pos")
+    ptys.append(end)
+    recorder = Recorder()
+    line = make_line(str(end.link), recorder, parser_factory=PosFrameParser, inter_byte_timeout=0.3)
+    wait_for(lambda: line.state == "up", timeout=5, what="line up")
+    end.write(encode_pos_frame(b"PING")[:-1])  # the LRC is lost on the line
+    wait_for(lambda: line.counters["errors"].get("timeout") == 1, timeout=5, what="the partial frame dropped")
+    end.write(encode_pos_frame(b"PING"))
+    wait_for(lambda: len(recorder.items) == 2, timeout=5, what="the next frame")
+    (dropped, frame) = recorder.items
+    assert isinstance(dropped, FrameError) and dropped.kind == "timeout"
+    assert frame == PosFrame(b"PING")
+    assert line.counters["errors"] == {"timeout": 1}
+
+
+def test_without_an_inter_byte_timeout_a_lost_lrc_spoils_the_next_frame(
+    tmp_path: Path, make_line: Callable[..., SerialLine], ptys: list[PtyEnd]
+) -> None:
+    # The behaviour the timeout exists to prevent (and that None keeps, for lines that need no timeout).
+    end = create_pty_link(tmp_path / "pos")
+    ptys.append(end)
+    recorder = Recorder()
+    line = make_line(str(end.link), recorder, parser_factory=PosFrameParser)
+    wait_for(lambda: line.state == "up", timeout=5, what="line up")
+    end.write(encode_pos_frame(b"PING")[:-1])
+    wait_for(lambda: line.counters["bytes"] == 6, timeout=5, what="the partial frame read")
+    end.write(encode_pos_frame(b"PING"))
+    wait_for(lambda: line.counters["bytes"] == 13, timeout=5, what="the next frame read")
+    assert line.counters["errors"] == {"checksum": 1, "garbage": 1}
+    assert not [item for item in recorder.items if isinstance(item, PosFrame)]
+
+
+def test_a_frame_sent_in_pieces_closer_than_the_timeout_is_one_frame(
+    tmp_path: Path, make_line: Callable[..., SerialLine], ptys: list[PtyEnd]
+) -> None:
+    end = create_pty_link(tmp_path / "pos")
+    ptys.append(end)
+    recorder = Recorder()
+    line = make_line(str(end.link), recorder, parser_factory=PosFrameParser, inter_byte_timeout=1.0)
+    wait_for(lambda: line.state == "up", timeout=5, what="line up")
+    frame = encode_pos_frame(b"PING" * 10)
+    for piece in (frame[:10], frame[10:30]):
+        end.write(piece)
+        # The gap under test (not a synchronisation): longer than a read timeout, shorter than the limit.
+        time.sleep(0.25)
+    end.write(frame[30:])
+    wait_for(lambda: recorder.items, timeout=5, what="the frame")
+    assert recorder.items == [PosFrame(b"PING" * 10)]
+    assert line.counters["errors"] == {}
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_a_non_positive_inter_byte_timeout_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="inter_byte_timeout"):
+        SerialLine(name="x", url="loop://", parser_factory=PosFrameParser, on_item=lambda line, item: None,
+                   inter_byte_timeout=bad)

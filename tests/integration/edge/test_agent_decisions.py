@@ -133,3 +133,109 @@ def test_every_value_the_pos_protocol_allows_is_recorded(agent: Agent) -> None:
     answer = answer_of(agent.handle_sale("t1", json.dumps(body).encode(), now=11.0))
     assert answer.status == "ok"
     assert agent.journal.read_events(from_seq=1, limit=1)[0].payload["items"][0]["hall"] == hall
+
+
+def events(agent: Agent) -> list[tuple[str, dict[str, Any]]]:
+    return [(event.type, event.payload) for event in agent.journal.read_events(from_seq=1, limit=100)]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"tickets": 3},
+        {"price": 1000},
+        {"cashier": "c08"},
+        {"currency": "GBP"},
+        {"items": json.loads(request("x"))["items"][:1]},  # a line fewer
+        {"items": json.loads(request("x"))["items"][::-1]},  # the same lines in another order
+    ],
+    ids=["qty", "price", "cashier", "currency", "fewer-items", "item-order"],
+)
+def test_a_reused_sale_id_with_other_content_is_a_conflict_that_earns_nothing(
+    agent: Agent, changed: dict[str, Any]
+) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    agent.present_card("t1", "1A00C0FFEE", reader_kind="rfid", now=12.0)
+    conflict = answer_of(agent.handle_sale("t1", request("S-1", **changed), now=13.0))
+    assert (conflict.sale_id, conflict.status, conflict.loyalty, conflict.card) == ("S-1", "conflict", None, None)
+    assert conflict.message == "sale_id S-1 was already used for a different sale; nothing earned"
+    (_, recorded), (kind, attempt) = events(agent)
+    assert kind == "sale.conflict"
+    sent = json.loads(request("S-1", **changed))
+    assert attempt["original_seq"] == 1 and attempt["sale_id"] == "S-1" and attempt["till_id"] == "t1"
+    assert (attempt["cashier_id"], attempt["currency"]) == (sent["cashier"], sent["currency"])
+    assert [item["sku"] for item in attempt["items"]] == [item["sku"] for item in sent["items"]]
+    assert attempt["total"] == sum(item["qty"] * item["price"] for item in sent["items"])
+    assert "card_token" not in attempt and "loyalty" not in attempt
+    assert agent.counters["sales_conflicting"] == 1 and agent.counters["sales"] == 1
+    # The first sale stands, and its answer is still what a repeat of it gets.
+    assert answer_of(agent.handle_sale("t1", request("S-1"), now=14.0)).loyalty == first.loyalty
+    # The card presented before the conflict was not spent by it.
+    later = answer_of(agent.handle_sale("t1", request("S-2"), now=15.0))
+    assert later.loyalty is not None and later.loyalty.status == "earned" and later.card == "******FFEE"
+
+
+def test_the_same_sale_written_differently_is_a_repeat_not_a_conflict(agent: Agent) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
+    body = json.loads(request("S-1"))
+    body["items"][0]["showtime"] = "2026-11-23T20:30:00+01:00"  # the same instant
+    body["items"][1]["seat"] = "F12"  # an unknown field, ignored
+    reordered = {key: body[key] for key in reversed(list(body))}
+    again = answer_of(agent.handle_sale("t1", json.dumps(reordered, indent=1).encode(), now=12.0))
+    assert (again.status, again.loyalty) == ("ok", first.loyalty)
+    assert [kind for kind, _ in events(agent)] == ["sale.recorded"]
+    assert agent.counters["sales_repeated"] == 1 and agent.counters.get("sales_conflicting", 0) == 0
+
+
+def test_a_request_naming_another_till_is_refused_and_not_recorded(agent: Agent) -> None:
+    answer = answer_of(agent.handle_sale("t1", request("S-1", till="t2"), now=11.0))
+    assert (answer.sale_id, answer.status) == ("S-1", "rejected")
+    assert answer.message == "request names till t2 but arrived on the line of till t1"
+    assert events(agent) == [] and agent.counters["sales_wrong_till"] == 1
+
+
+def test_an_empty_request_is_rejected_without_a_sale_id(agent: Agent) -> None:
+    answer = answer_of(agent.handle_sale("t1", b"", now=11.0))
+    assert (answer.sale_id, answer.status) == (None, "rejected")
+    assert answer.message == "empty request: no payload between STX and ETX"
+    assert events(agent) == []
+
+
+@pytest.mark.parametrize("showtime", [1795462200, "1795462200", 1795462200.0])
+def test_a_showtime_given_as_a_number_is_refused(agent: Agent, showtime: object) -> None:
+    body = json.loads(request("S-1"))
+    body["items"][0]["showtime"] = showtime
+    answer = answer_of(agent.handle_sale("t1", json.dumps(body).encode(), now=11.0))
+    assert answer.status == "rejected" and answer.message is not None
+    assert answer.message.startswith("items.0.showtime")
+    assert events(agent) == []
+
+
+def test_a_newer_card_replaces_the_waiting_one(agent: Agent) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", "1A00C0FFEE", reader_kind="rfid", now=11.0)
+    answer = answer_of(agent.handle_sale("t1", request("S-1"), now=12.0))
+    assert answer.card == "******FFEE"
+
+
+def test_a_card_waits_card_hold_s_and_no_longer(agent: Agent, settings: EdgeSettings) -> None:
+    hold = settings.tills[0].card_hold_s
+    assert hold == 120.0  # the documented default
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    kept = answer_of(agent.handle_sale("t1", request("S-1"), now=10.0 + hold - 1))
+    assert kept.loyalty is not None and kept.loyalty.status == "earned"
+    agent.present_card("t1", CARD, reader_kind="rfid", now=200.0)
+    late = answer_of(agent.handle_sale("t1", request("S-2"), now=200.0 + hold + 1))
+    assert late.loyalty is not None and late.card is None
+    assert (late.loyalty.status, late.loyalty.points, late.loyalty.balance) == ("no_card", 0, None)
+
+
+def test_a_card_is_not_spent_by_a_rejected_or_repeated_sale(agent: Agent) -> None:
+    answer_of(agent.handle_sale("t1", request("S-1"), now=10.0))  # no card yet
+    agent.present_card("t1", CARD, reader_kind="rfid", now=11.0)
+    assert answer_of(agent.handle_sale("t1", request("S-2", currency="euro"), now=12.0)).status == "rejected"
+    assert answer_of(agent.handle_sale("t1", request("S-1"), now=13.0)).status == "ok"  # a repeat
+    answer = answer_of(agent.handle_sale("t1", request("S-3"), now=14.0))
+    assert answer.loyalty is not None and answer.loyalty.status == "earned" and answer.card == "******51C6"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.settings import EdgeSettings
 from edge.store.journal import Journal
@@ -18,6 +20,7 @@ from edge.sync.uplink import Uplink
 from protocol.codec import decode, encode
 from protocol.ids import uuid7
 from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.signing import verify_status
 from protocol.topics import device_topic
 from tests.edge_support import edge_settings, new_journal
 from tests.support.brokers import Mosquitto
@@ -25,6 +28,7 @@ from tests.support.waiting import wait_for
 from tests.unit.protocol.factories import sale_payload
 
 SITE, DEVICE = "riverside", "riverside-box1"
+IDENTITY = Ed25519PrivateKey.generate()
 
 
 class AckingPeer:
@@ -103,7 +107,7 @@ def start_uplink(settings: EdgeSettings, journal: Journal) -> Uplink:
         return DeviceStatus(site_id=SITE, device_id=DEVICE, online=online, last_seq=stats.last_seq,
                             acked_seq=stats.acked_seq, backlog=stats.backlog)
 
-    uplink = Uplink(settings=settings, journal=journal, status=status)
+    uplink = Uplink(settings=settings, journal=journal, status=status, identity=IDENTITY)
     uplink.start()
     return uplink
 
@@ -253,3 +257,27 @@ def test_a_silent_hub_is_asked_less_and_less_often(tmp_path: Path, mosquitto: Mo
         uplink.stop()
         peer.close()
         journal.close()
+
+
+def test_the_last_will_carries_the_backlog_of_the_latest_connection(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    peer = AckingPeer(mosquitto, policy=lambda batch, n: "drop")  # the hub holds nothing yet
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: uplink.connected, timeout=10, what="the box connected")
+        append(journal, 4)  # sold while connected: the will set at connect time said 0
+        uplink.notify()
+        mosquitto.restart()  # the link drops; the box reconnects with a fresh will
+        wait_for(lambda: uplink.connected and uplink.counters["connects"] >= 2, timeout=30, what="reconnected")
+        before = len(peer.statuses)
+        sock = uplink._client.socket()  # noqa: SLF001 - pulling the plug needs the raw socket
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT packet: the broker publishes the will
+        will = wait_for(lambda: next((s for s in peer.statuses[before:] if not s.online), None), timeout=20,
+                        what="the will published by the broker")
+    finally:
+        uplink.stop()
+        peer.close()
+    assert (will.last_seq, will.backlog) == (4, 4)
+    verify_status(will, IDENTITY.public_key())  # the will is signed like any status

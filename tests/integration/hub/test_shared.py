@@ -37,6 +37,7 @@ def test_two_workers_on_one_shared_group_store_every_event_once(
 ) -> None:
     chains = {f"box-{n}": Chain(f"site-{n % 2}", f"box-{n}") for n in range(DEVICES)}
     for chain in chains.values():
+        chain.register(pg_engine)
         chain.sales(BATCHES_PER_DEVICE * EVENTS_PER_BATCH)
     total = DEVICES * BATCHES_PER_DEVICE * EVENTS_PER_BATCH
     engines = [make_engine(postgres_url) for _ in range(2)]
@@ -103,22 +104,28 @@ def test_two_workers_on_one_shared_group_store_every_event_once(
 
 def test_healthz_reports_the_live_worker(mosquitto: Mosquitto, tmp_path: object) -> None:
     from cloud.api.app import create_app
+    from cloud.auth import hash_password
+    from cloud.db.users import add_user
+    from tests.unit.hub.factories import T0
 
     settings = HubSettings(
         database_url=f"sqlite:///{tmp_path}/hub.db", mqtt_host=mosquitto.host, mqtt_port=mosquitto.port
     )
     app = create_app(settings)
     with TestClient(app) as client:
+        with app.state.engine.begin() as conn:
+            add_user(conn, username="ops", password_hash=hash_password("ops password 1"), role="admin", created_at=T0)
         wait_for(lambda: app.state.worker.subscribed, timeout=15, what="the app's ingest worker")
-        body = client.get("/healthz").json()
-    assert body["status"] == "ok" and body["mqtt_connected"] is True
+        healthz = client.get("/healthz").json()
+        body = client.get("/api/v1/health", auth=("ops", "ops password 1")).json()
+    assert healthz == {"status": "up"}
+    assert body["status"] == "up" and body["mqtt_connected"] is True and body["ingest"] is True
     assert set(body["counters"]) >= {
         "received",
         "stored",
         "duplicates",
         "malformed",
         "gaps",
-        "chain_breaks",
         "store_failures",
         "acks_sent",
     }

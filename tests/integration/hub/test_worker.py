@@ -17,7 +17,7 @@ from cloud.db.sites import list_sites
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
 from protocol.codec import encode
-from protocol.messages import Ack, DeviceStatus
+from protocol.messages import Ack
 from protocol.topics import device_topic
 from tests.integration.hub.box import FakeBox
 from tests.support.brokers import Mosquitto
@@ -51,13 +51,20 @@ def box(mosquitto: Mosquitto) -> Iterator[FakeBox]:
     box.close()
 
 
+def registered(engine: sa.Engine) -> Chain:
+    """site-a's box-1, its key registered at the hub."""
+    chain = Chain("site-a", "box-1")
+    chain.register(engine)
+    return chain
+
+
 def sales_held(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(box_office.c.sales), 0))).scalar_one())
 
 
 def test_batch_is_stored_rolled_up_and_acked(worker: IngestWorker, box: FakeBox, engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(5)
 
     box.publish(EVENTS, chain.batch(1, 5))
@@ -78,8 +85,8 @@ def test_batch_is_stored_rolled_up_and_acked(worker: IngestWorker, box: FakeBox,
     )
 
 
-def test_gap_is_acked_with_resend_from(worker: IngestWorker, box: FakeBox) -> None:
-    chain = Chain("site-a", "box-1")
+def test_gap_is_acked_with_resend_from(worker: IngestWorker, box: FakeBox, engine: sa.Engine) -> None:
+    chain = registered(engine)
     chain.sales(4)
 
     box.publish(EVENTS, chain.batch(3, 4))
@@ -92,7 +99,7 @@ def test_gap_is_acked_with_resend_from(worker: IngestWorker, box: FakeBox) -> No
 def test_garbage_is_counted_and_the_next_batch_still_ingested(
     worker: IngestWorker, box: FakeBox, engine: sa.Engine
 ) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(2)
 
     box.publish(EVENTS, b"\x00\xff garbage \x9c")
@@ -108,22 +115,25 @@ def test_garbage_is_counted_and_the_next_batch_still_ingested(
     assert [tuple(row) for row in reasons] == [("malformed", "box-1"), ("malformed", "box-1")]
 
 
-def test_an_event_that_cannot_be_hashed_is_acked_as_malformed(
+def test_a_forged_event_gets_no_ack_and_the_real_batch_does(
     worker: IngestWorker, box: FakeBox, engine: sa.Engine
 ) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(3)
+    forger = Chain("site-a", "box-1", events=list(chain.events))  # knows the chain, not the key
     wire = json.loads(encode(chain.batch(1, 3)))
     wire["events"][2]["payload"]["total"] = 0.5
 
     box.publish(EVENTS, json.dumps(wire).encode())
+    box.publish(EVENTS, forger.batch(1, 3))
+    box.publish(EVENTS, chain.batch(1, 3))
 
     acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the hub's ack")
-    assert acks == [Ack(device_id="box-1", acked_seq=2, error="malformed")]
-    assert (worker.counters.malformed, worker.counters.stored, sales_held(engine)) == (1, 2, 2)
+    assert acks == [Ack(device_id="box-1", acked_seq=3)]
+    assert (worker.counters.malformed, worker.counters.unauthenticated, sales_held(engine)) == (1, 1, 3)
     with engine.connect() as conn:
-        reasons = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.seq)).all()
-    assert [tuple(row) for row in reasons] == [("malformed", 3)]
+        reasons = conn.execute(sa.select(ingest_rejects.c.reason)).scalars().all()
+    assert sorted(reasons) == ["bad_signature", "malformed"]
 
 
 def test_status_marks_a_site_online_and_the_last_will_offline(
@@ -134,21 +144,19 @@ def test_status_marks_a_site_online_and_the_last_will_offline(
             views = list_sites(conn, now=datetime.now(UTC), offline_after=timedelta(seconds=90))
         return views[0].online if views else None
 
-    online = DeviceStatus(
-        site_id="site-a", device_id="box-1", online=True, sent_at=datetime.now(UTC), backlog=3
-    )
-    box.publish(STATUS, online, retain=True)
+    chain = registered(engine)
+    box.publish(STATUS, chain.status(sent_at=datetime.now(UTC), backlog=3), retain=True)
     wait_for(lambda: site_online() is True, timeout=10, what="site-a online")
 
     # What the broker publishes, retained, when the box vanishes without a goodbye.
-    box.publish(STATUS, DeviceStatus(site_id="site-a", device_id="box-1", online=False), retain=True)
+    box.publish(STATUS, chain.status(online=False), retain=True)
     wait_for(lambda: site_online() is False, timeout=10, what="site-a offline")
     assert worker.counters.statuses == 2
     box.publish(STATUS, b"", retain=True)  # clear the retained message
 
 
 def test_no_ack_while_the_database_fails(worker: IngestWorker, box: FakeBox, engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(3)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE events RENAME TO events_away"))
@@ -172,7 +180,7 @@ def test_worker_resubscribes_after_a_broker_restart(
     wait_for(lambda: worker.subscribed, timeout=30, what="the worker back and subscribed")
     box = FakeBox(mosquitto.host, mosquitto.port, client_id="box-after-restart")
     try:
-        chain = Chain("site-a", "box-1")
+        chain = registered(engine)
         chain.sales(1)
         box.publish(EVENTS, chain.batch(1, 1))
         wait_for(lambda: box.acks_of("box-1"), timeout=10, what="an ack after the restart")
@@ -185,7 +193,7 @@ def test_plain_subscription_with_mqtt_311(mosquitto: Mosquitto, engine: sa.Engin
     worker = start_worker(mosquitto, engine, mqtt_protocol="3.1.1")
     try:
         assert worker.subscriptions() == ["marquee/v1/+/+/events", "marquee/v1/+/+/status"]
-        chain = Chain("site-a", "box-1")
+        chain = registered(engine)
         chain.sales(2)
         box.publish(EVENTS, chain.batch(1, 2))
         acks = wait_for(lambda: box.acks_of("box-1"), timeout=10, what="the ack over MQTT 3.1.1")
@@ -209,8 +217,9 @@ def test_a_box_that_vanishes_goes_offline_through_its_last_will(
             views = list_sites(conn, now=datetime.now(UTC), offline_after=timedelta(seconds=90))
         return views[0].devices[0].online if views and views[0].devices else None
 
-    offline = DeviceStatus(site_id="site-a", device_id="box-1", online=False)
-    online = DeviceStatus(site_id="site-a", device_id="box-1", online=True, sent_at=datetime.now(UTC))
+    chain = registered(engine)
+    offline = chain.status(online=False)
+    online = chain.status(sent_at=datetime.now(UTC))
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="box-1")
     client.will_set(STATUS, encode(offline), qos=1, retain=True)
     client.connect(mosquitto.host, mosquitto.port)

@@ -1,4 +1,4 @@
-"""POS framing: the PP791 LRC vector, resync, control bytes, split frames, hypothesis streams."""
+"""POS framing: the PP791 LRC vector, resync, control bytes, fault kinds, flush, split frames, hypothesis streams."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from edge.devices.pos import (
     ACK,
+    EOT,
     MAX_PAYLOAD,
     NAK,
     PosControl,
@@ -66,6 +67,73 @@ def test_bare_ack_and_nak_between_frames_are_control_items() -> None:
     assert PosControl(NAK).is_nak and not PosControl(ACK).is_nak
 
 
+def test_eot_between_frames_is_a_control_item_not_garbage() -> None:
+    # A till sends EOT when it gives up on a sale: the box ignores it, and it is no line fault.
+    items = PosFrameParser().feed(bytes([EOT]) + PING + bytes([EOT, EOT]) + b"\xff" + bytes([EOT]))
+    assert summary(items) == [EOT, b"PING", EOT, EOT, "!garbage", EOT]
+    assert not PosControl(EOT).is_nak
+
+
+def test_an_empty_payload_is_a_complete_frame() -> None:
+    assert encode_frame(b"") == b"\x02\x03\x03"
+    assert PosFrameParser().feed(b"\x02\x03\x03" + PING) == [PosFrame(b""), PosFrame(b"PING")]
+
+
+@pytest.mark.parametrize(
+    ("stream", "kind"),
+    [
+        (PING[:-1] + b"\x14", "checksum"),  # complete, damaged: the only one the agent NAKs
+        (b"\x02{\"type\":", "truncated"),  # cut by the next frame's STX
+        (b"\x02PI\nNG\x03\x13", "format"),
+        (b"\x02" + b"x" * (MAX_PAYLOAD + 1) + b"\x03\x00", "length"),
+        (b"\xff\xfe\x00", "garbage"),
+    ],
+)
+def test_each_fault_has_its_own_kind_and_the_next_frame_is_read(stream: bytes, kind: str) -> None:
+    assert summary(PosFrameParser().feed(stream + PING)) == [f"!{kind}", b"PING"]
+
+
+@pytest.mark.parametrize("lrc_byte", [ACK, NAK, EOT, 0x02])
+@pytest.mark.parametrize(
+    ("broken", "kind"),
+    [(b"\x02PI\nNG\x03", "format"), (b"\x02" + b"x" * (MAX_PAYLOAD + 1) + b"\x03", "length")],
+)
+def test_the_lrc_of_a_dropped_frame_is_dropped_with_it(broken: bytes, kind: str, lrc_byte: int) -> None:
+    # Were it read on its own, an LRC of 0x15 would look like the till asking for our answer again.
+    assert summary(PosFrameParser().feed(broken + bytes([lrc_byte]) + PING)) == [f"!{kind}", b"PING"]
+
+
+def test_flush_with_nothing_pending_reports_nothing() -> None:
+    parser = PosFrameParser()
+    assert parser.flush() is None
+    parser.feed(PING + bytes([ACK]))
+    assert parser.pending == 0 and parser.flush() is None
+
+
+@pytest.mark.parametrize("partial", [b"\x02", b"\x02{\"type\":", b"\x02PING\x03", b"\x02\x03"])
+def test_flush_drops_a_partial_frame_and_the_next_frame_starts_clean(partial: bytes) -> None:
+    parser = PosFrameParser()
+    assert parser.feed(partial) == []
+    assert parser.pending == len(partial)
+    dropped = parser.flush()
+    assert dropped is not None and dropped.kind == "timeout"
+    assert parser.pending == 0 and parser.flush() is None
+    assert parser.feed(PING) == [PosFrame(b"PING")]
+
+
+def test_without_a_flush_a_frame_that_lost_its_lrc_swallows_the_next_one() -> None:
+    # Why the line needs an inter-byte timeout: the next STX is read as the missing LRC.
+    assert summary(PosFrameParser().feed(b"\x02PING\x03" + PING)) == ["!checksum", "!garbage"]
+
+
+@pytest.mark.parametrize("tail", [b"\x02PI\nNG", b"\x02PI\nNG\x03"])
+def test_flush_forgets_the_tail_of_a_frame_already_dropped(tail: bytes) -> None:
+    parser = PosFrameParser()
+    assert summary(parser.feed(tail)) == ["!format"]
+    assert parser.flush() is None  # reported once, when it was dropped
+    assert parser.feed(PING) == [PosFrame(b"PING")]
+
+
 def test_stx_inside_a_frame_restarts_it_and_counts_the_abandoned_part() -> None:
     assert summary(PosFrameParser().feed(b"\x02{\"type\":" + PING)) == ["!truncated", b"PING"]
 
@@ -111,13 +179,30 @@ def test_recorded_session() -> None:
     assert summary(items) == ["!checksum", request, ACK, b"PING"]
 
 
-@given(st.lists(st.binary(max_size=600), max_size=30))
-def test_arbitrary_bytes_never_raise_and_memory_stays_bounded(chunks: list[bytes]) -> None:
+@given(st.lists(st.one_of(st.binary(max_size=600), st.none()), max_size=30))
+def test_arbitrary_bytes_and_flushes_never_raise_and_memory_stays_bounded(chunks: list[bytes | None]) -> None:
     parser = PosFrameParser()
     for chunk in chunks:
+        if chunk is None:  # a silence on the line
+            dropped = parser.flush()
+            assert dropped is None or dropped.kind == "timeout"
+            assert parser.pending == 0
+            continue
         for item in parser.feed(chunk):
             assert isinstance(item, PosFrame | PosControl | FrameError)
-        assert parser.pending <= MAX_PAYLOAD
+        assert parser.pending <= MAX_PAYLOAD + 2  # STX and ETX around the largest payload
+
+
+@given(st.binary(max_size=300), st.lists(payloads, max_size=10), st.integers(min_value=1, max_value=50))
+def test_after_a_flush_every_frame_is_recovered_whatever_came_before(
+    before: bytes, frames: list[bytes], chunk: int
+) -> None:
+    parser = PosFrameParser()
+    parser.feed(before)
+    parser.flush()
+    stream = b"".join(encode_frame(payload) for payload in frames)
+    items = [item for i in range(0, len(stream), chunk) for item in parser.feed(stream[i : i + chunk])]
+    assert items == [PosFrame(payload) for payload in frames]
 
 
 @given(st.lists(st.tuples(noise, payloads), max_size=15), noise, st.integers(min_value=1, max_value=50))

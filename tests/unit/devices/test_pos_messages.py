@@ -77,6 +77,12 @@ def mutate(path: str, value: Any) -> bytes:
         (mutate("items.1.kind", "popcorn"), "items.1.kind"),
         (mutate("items.0.film", KeyError), "film"),
         (mutate("items.0.showtime", "2026-11-23T19:30:00"), "time zone"),
+        # A number is not a date: lax pydantic would read these as seconds since 1970.
+        (mutate("items.0.showtime", 1795462200), "items.0.showtime"),
+        (mutate("items.0.showtime", "1795462200"), "items.0.showtime"),
+        (mutate("items.0.showtime", 1795462200.5), "items.0.showtime"),
+        (mutate("items.0.showtime", "2026-11-23"), "items.0.showtime"),
+        (b"", "empty request"),
         (mutate("items.1.description", KeyError), "description"),
         (mutate("items", KeyError), "items"),
         (mutate("items", []), "items"),
@@ -109,6 +115,11 @@ def test_more_than_200_items_is_refused_by_the_model() -> None:
         SaleRequest.model_validate(document)
     document["items"] = document["items"][:200]
     assert len(SaleRequest.model_validate(document).items) == 200
+
+
+def test_a_showtime_with_an_offset_is_read_as_the_same_instant_in_utc() -> None:
+    request = parse_request(mutate("items.0.showtime", "2026-11-23T20:30:00+01:00"))
+    assert request.items[0].showtime == datetime(2026, 11, 23, 19, 30, tzinfo=UTC)
 
 
 def test_unknown_fields_are_ignored() -> None:
@@ -151,6 +162,12 @@ def test_answer_frame_matches_the_contract_and_masks_the_card() -> None:
 def test_an_answer_without_a_usable_sale_id() -> None:
     answer = SaleAnswer(sale_id=None, status="rejected", message="items.0.price: too low")
     assert json.loads(encode_answer(answer)[1:-2])["sale_id"] is None
+
+
+def test_a_conflict_answer_is_part_of_the_contract() -> None:
+    answer = SaleAnswer(sale_id="S-1", status="conflict", message="sale_id S-1 was already used")
+    assert parse_answer(encode_answer(answer)[1:-2]) == answer
+    assert json.loads(encode_answer(answer)[1:-2])["loyalty"] is None
 
 
 def test_an_unreadable_answer_is_a_pos_request_error() -> None:

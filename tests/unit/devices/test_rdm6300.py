@@ -1,4 +1,4 @@
-"""RDM6300 framing and debouncing: devices.md vectors, resync, split frames, hypothesis streams."""
+"""RDM6300 framing and debouncing: devices.md vectors, resync, flush, split frames, hypothesis streams."""
 
 from __future__ import annotations
 
@@ -71,6 +71,31 @@ def test_broken_frames_are_reported_once_then_the_next_frame_is_read(stream: byt
     assert kinds(Rdm6300Parser().feed(stream)) == [f"!{kind}", "67003B51C6"]
 
 
+def test_flush_with_nothing_pending_reports_nothing() -> None:
+    parser = Rdm6300Parser()
+    assert parser.flush() is None
+    parser.feed(VECTOR)
+    assert parser.pending == 0 and parser.flush() is None
+
+
+@pytest.mark.parametrize("cut", [1, 5, 13])  # a lone STX, mid id, all but the ETX
+def test_flush_drops_a_partial_frame_and_the_next_frame_starts_clean(cut: int) -> None:
+    parser = Rdm6300Parser()
+    assert parser.feed(VECTOR[:cut]) == []
+    assert parser.pending == cut
+    dropped = parser.flush()
+    assert dropped is not None and dropped.kind == "timeout"
+    assert parser.pending == 0 and parser.flush() is None
+    assert parser.feed(VECTOR[3:] + VECTOR) == [FrameError("garbage", "bytes outside a frame"), CardRead("67003B51C6")]
+
+
+def test_after_silence_garbage_is_a_new_run() -> None:
+    parser = Rdm6300Parser()
+    assert kinds(parser.feed(b"\xff")) == ["!garbage"]
+    assert parser.flush() is None
+    assert kinds(parser.feed(b"\xfe" + VECTOR)) == ["!garbage", "67003B51C6"]
+
+
 def test_a_frame_split_at_every_byte_boundary_gives_the_same_result() -> None:
     stream = VECTOR[3:] + VECTOR + b"\x00\x01" + BAD_CHECKSUM + encode_frame("1A00C0FFEE")
     whole = Rdm6300Parser().feed(stream)
@@ -89,13 +114,30 @@ def test_recorded_session() -> None:
     ]
 
 
-@given(st.lists(st.binary(max_size=64), max_size=40))
-def test_arbitrary_bytes_never_raise_and_memory_stays_bounded(chunks: list[bytes]) -> None:
+@given(st.lists(st.one_of(st.binary(max_size=64), st.none()), max_size=40))
+def test_arbitrary_bytes_and_flushes_never_raise_and_memory_stays_bounded(chunks: list[bytes | None]) -> None:
     parser = Rdm6300Parser()
     for chunk in chunks:
+        if chunk is None:  # a silence on the line
+            dropped = parser.flush()
+            assert dropped is None or dropped.kind == "timeout"
+            assert parser.pending == 0
+            continue
         for item in parser.feed(chunk):
             assert isinstance(item, CardRead | FrameError)
         assert parser.pending <= FRAME_LEN
+
+
+@given(st.binary(max_size=40), st.lists(card_ids, max_size=10), st.integers(min_value=1, max_value=17))
+def test_after_a_flush_every_frame_is_recovered_whatever_came_before(
+    before: bytes, cards: list[str], chunk: int
+) -> None:
+    parser = Rdm6300Parser()
+    parser.feed(before)
+    parser.flush()
+    stream = b"".join(encode_frame(card) for card in cards)
+    items = [item for i in range(0, len(stream), chunk) for item in parser.feed(stream[i : i + chunk])]
+    assert items == [CardRead(card) for card in cards]
 
 
 @given(st.lists(st.tuples(noise, card_ids), max_size=20), noise, st.integers(min_value=1, max_value=17))

@@ -107,6 +107,34 @@ def test_a_tampered_row_is_refused(tmp_path: Path) -> None:
         journal.read_events(from_seq=1, limit=1)
 
 
+def test_a_row_that_does_not_open_is_quarantined_once_and_the_rest_still_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = edge_settings(tmp_path)
+    journal = new_journal(settings)
+    for n in range(4):
+        append_sale(journal, f"S-{n}")
+    hashes = [event.hash for event in journal.read_events(from_seq=1, limit=10)]
+    conn = sqlite3.connect(settings.journal_path)
+    damaged = bytes(conn.execute("SELECT body FROM journal WHERE seq = 2").fetchone()[0])
+    conn.execute("UPDATE journal SET body = ? WHERE seq = 2", (damaged[:-1] + bytes([damaged[-1] ^ 1]),))
+    conn.execute("UPDATE journal SET hash = 'not a hash' WHERE seq = 3")
+    conn.execute("UPDATE journal SET body = X'00' WHERE seq = 3")
+    conn.commit()
+
+    for _ in range(3):  # the uplink reads the same rows again until the hub acks them
+        items = journal.read_outbox(from_seq=1, limit=10)
+
+    assert [type(item).__name__ for item in items] == ["Event", "LostEvent", "LostEvent", "Event"]
+    assert (items[1].seq, items[1].hash, items[1].reason) == (2, hashes[1], "unreadable")
+    assert (items[2].seq, items[2].hash) == (3, None)  # a hash column that is not a hash is not trusted
+    assert journal.stats().quarantined == 2
+    kept = conn.execute("SELECT seq, body FROM quarantine ORDER BY seq").fetchall()
+    assert [(seq, bytes(body)) for seq, body in kept][0] == (2, damaged[:-1] + bytes([damaged[-1] ^ 1]))
+    conn.close()
+    assert len([r for r in caplog.records if "does not open" in r.getMessage()]) == 2  # once per row
+
+
 def test_keys_are_private_never_overwritten_and_required_for_an_existing_journal(tmp_path: Path) -> None:
     settings = edge_settings(tmp_path)
     journal = new_journal(settings)

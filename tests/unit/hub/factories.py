@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud.db.devices import register_device
 from cloud.db.engine import make_engine, migrate
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, Event
 from protocol.ids import uuid7
-from protocol.messages import EventBatch
+from protocol.messages import DeviceStatus, EventBatch, LostEvent
+from protocol.signing import public_key_text, sign_batch, sign_status
 
 T0 = datetime(2025, 3, 14, 18, 30, tzinfo=UTC)
 
@@ -60,11 +63,16 @@ def sale_payload(
 
 @dataclass
 class Chain:
-    """A device's hash chain, built one sealed event at a time."""
+    """A device's hash chain, built one sealed event at a time, and the device's identity key.
+
+    Two Chains of one device sharing `key` are two journals under one identity (a clone, a restored
+    backup); a Chain with its own key is a stranger using the device's id.
+    """
 
     site_id: str
     device_id: str
     events: list[Event] = field(default_factory=list)
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
 
     @property
     def head(self) -> str:
@@ -100,11 +108,34 @@ class Chain:
         """Append `count` sales and return them."""
         return [self.add(**sale) for _ in range(count)]
 
-    def batch(self, first: int, last: int, *, site_id: str | None = None) -> EventBatch:
-        """The events first..last (seqs, inclusive) as a batch."""
-        return EventBatch(
-            site_id=site_id or self.site_id, device_id=self.device_id, events=self.events[first - 1 : last]
+    def batch(
+        self, first: int, last: int, *, site_id: str | None = None, lost: tuple[int, ...] = (), signed: bool = True
+    ) -> EventBatch:
+        """The events first..last (seqs, inclusive) as a batch signed by the device's key; the seqs in
+        `lost` go as lost events (their hash known), as from a journal whose rows failed to open."""
+        chosen = self.events[first - 1 : last]
+        batch = EventBatch(
+            site_id=site_id or self.site_id,
+            device_id=self.device_id,
+            events=[event for event in chosen if event.seq not in lost],
+            lost=[
+                LostEvent(seq=event.seq, hash=event.hash, reason="unreadable") for event in chosen if event.seq in lost
+            ],
         )
+        return sign_batch(batch, self.key) if signed else batch
+
+    def status(self, *, online: bool = True, **fields: Any) -> DeviceStatus:
+        """A heartbeat of this device, signed."""
+        status = DeviceStatus(site_id=self.site_id, device_id=self.device_id, online=online, **fields)
+        return sign_status(status, self.key)
+
+    def register(self, engine: sa.Engine) -> None:
+        """Register the device's public key at the hub, as `marquee-hub devices add` does."""
+        with engine.begin() as conn:
+            register_device(
+                conn, site_id=self.site_id, device_id=self.device_id, public_key=public_key_text(self.key),
+                at=T0, replace_key=True,
+            )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,6 +15,7 @@ from cloud.db.sites import apply_status
 from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
+from protocol.messages import DeviceStatus
 from tests.unit.hub.factories import T0, Chain
 
 AUTH = ("alice", "correct horse battery")
@@ -44,6 +45,8 @@ def seed(client: TestClient, *, film_a: str = "Dune") -> None:
     a.add(film="Up", tickets=1, ticket_price=800, concession=0, occurred_at=T0 + timedelta(days=1))
     b = Chain("site-b", "box-b")
     b.sales(2, film="Up", tickets=3, ticket_price=900, concession=200)
+    a.register(engine_of(client))
+    b.register(engine_of(client))
     with engine_of(client).begin() as conn:
         ingest_batch(conn, batch=a.batch(1, 4), site_id="site-a", received_at=datetime.now(UTC))
         ingest_batch(conn, batch=b.batch(1, 2), site_id="site-b", received_at=datetime.now(UTC))
@@ -149,20 +152,16 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
     with engine_of(client).begin() as conn:
         apply_status(
             conn,
-            site_id="site-a",
             device_id="box-a",
-            online=True,
-            status={"backlog": 12},
+            status=DeviceStatus(site_id="site-a", device_id="box-a", online=True, sent_at=now, backlog=12),
             received_at=now,
             seen_at=now,
         )
         # site-b's box said it was online, but too long ago to believe.
         apply_status(
             conn,
-            site_id="site-b",
             device_id="box-b",
-            online=True,
-            status={"backlog": 0},
+            status=DeviceStatus(site_id="site-b", device_id="box-b", online=True, backlog=0),
             received_at=now,
             seen_at=None,
         )
@@ -190,7 +189,12 @@ def test_healthz_without_ingest(client: TestClient) -> None:
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": True, "mqtt_connected": False, "counters": {}}
+    assert response.json() == {"status": "up"}
+    detail = client.get("/api/v1/health", auth=AUTH)
+    assert detail.status_code == 200
+    assert detail.json() == {
+        "status": "up", "database": True, "ingest": False, "mqtt_connected": False, "counters": {}
+    }
 
 
 def test_healthz_reports_an_unreachable_database(tmp_path: object) -> None:
@@ -207,7 +211,7 @@ def test_healthz_reports_an_unreachable_database(tmp_path: object) -> None:
         app.state.engine.dispose()
 
     assert response.status_code == 503
-    assert response.json()["status"] == "degraded" and response.json()["database"] is False
+    assert response.json() == {"status": "down"}
     assert sites.status_code == 503
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
 from cloud.cli import main
+from cloud.db.engine import make_engine, migrate
+from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
+from protocol.signing import public_key_text
+from tests.unit.hub.factories import T0, Chain
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -104,3 +110,68 @@ def test_bad_config_and_unreachable_database_fail_with_one_line() -> None:
     assert bad_port.exit_code == 1 and "http_port" in bad_port.output
     assert no_db.exit_code == 1 and no_db.output.startswith("Error: cannot migrate")
     assert len(no_db.output.strip().splitlines()) == 1
+
+
+def test_devices_add_list_revoke_with_clear_refusals(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    key = public_key_text(Ed25519PrivateKey.generate())
+    other = public_key_text(Ed25519PrivateKey.generate())
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, ["devices", *args], env=env)
+
+    added = run("add", "--site", "riverside", "--device", "riverside-box1", "--public-key", key)
+    again = run("add", "--site", "riverside", "--device", "riverside-box1", "--public-key", key)
+    clash = run("add", "--site", "riverside", "--device", "riverside-box1", "--public-key", other)
+    moved = run("add", "--site", "harbour", "--device", "riverside-box1", "--public-key", key)
+    garbage = run("add", "--site", "riverside", "--device", "riverside-box2", "--public-key", "ssh-rsa AAAA")
+    bad_id = run("add", "--site", "River Side", "--device", "riverside-box2", "--public-key", key)
+    listed = run("list", "--json")
+
+    assert added.exit_code == 0 and "registered" in added.output, added.output
+    assert again.exit_code == 0 and "unchanged" in again.output
+    assert clash.exit_code == 1 and "--replace-key" in clash.output
+    assert moved.exit_code == 1 and "never moves to another site" in moved.output
+    assert garbage.exit_code == 1 and "--public-key" in garbage.output
+    assert bad_id.exit_code == 2
+    assert json.loads(listed.output) == {
+        "site_id": "riverside", "device_id": "riverside-box1", "public_key": key, "state": "ok", "last_seq": 0,
+        "lost_events": 0, "conflict": None,
+    }
+
+    revoked = run("revoke", "riverside-box1")
+    twice = run("revoke", "riverside-box1")
+    rekeyed = run("add", "--site", "riverside", "--device", "riverside-box1", "--public-key", other, "--replace-key")
+    assert revoked.exit_code == 0 and twice.exit_code == 1
+    assert rekeyed.exit_code == 0 and "key replaced" in rekeyed.output
+    assert json.loads(run("list", "--json").output)["state"] == "ok"
+    assert run("conflicts").output.strip() == "no chain conflict"
+    unresolvable = run("resolve", "riverside-box1", "--keep", "hub")
+    assert unresolvable.exit_code == 1 and "no open chain conflict" in unresolvable.output
+
+
+def test_a_conflict_is_listed_and_resolved_from_the_command_line(env: dict[str, str]) -> None:
+    engine = make_engine(env["MARQUEE_HUB_DATABASE_URL"])
+    migrate(engine)
+    box = Chain("riverside", "riverside-box1")
+    box.register(engine)
+    box.sales(2)
+    clone = Chain("riverside", "riverside-box1", key=box.key)
+    clone.sales(2)
+    with engine.begin() as conn:
+        ingest_batch(conn, batch=box.batch(1, 2), site_id="riverside", received_at=T0)
+    with engine.begin() as conn:
+        ingest_batch(conn, batch=clone.batch(1, 2), site_id="riverside", received_at=T0)
+    engine.dispose()
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["devices", "conflicts"], env=env)
+    resolved = runner.invoke(main, ["devices", "resolve", "riverside-box1", "--keep", "hub", "--note", "clone"],
+                             env=env)
+    history = runner.invoke(main, ["devices", "conflicts", "--all"], env=env)
+
+    assert f"riverside-box1 seq 1: held {box.events[0].hash} received {clone.events[0].hash}" in listed.output
+    assert "open" in listed.output
+    assert resolved.exit_code == 0 and "1 conflict(s) resolved keeping the hub's chain" in resolved.output
+    assert "resolved (hub)" in history.output
+    assert runner.invoke(main, ["devices", "conflicts"], env=env).output.strip() == "no chain conflict"

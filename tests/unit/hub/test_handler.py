@@ -1,21 +1,28 @@
-"""MessageHandler on real databases, without a broker: hostile payloads, refusals, throttled logs."""
+"""MessageHandler on real databases, without a broker: forgeries, strangers, hostile payloads, refusals,
+throttled logs. What a refused message leaves behind is checked in every table and every log line."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.db.schema import events, ingest_rejects
+from cloud.db.devices import revoke_device
+from cloud.db.schema import devices, events, ingest_rejects, sites
+from cloud.db.sites import DeviceView, list_sites
 from cloud.ingest.handler import MessageHandler
 from protocol.chain import seal
 from protocol.codec import decode, encode
-from protocol.messages import Ack, EventBatch
+from protocol.events import Event
+from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.signing import sign_batch
 from protocol.topics import device_topic
 from tests.unit.hub.factories import T0, Chain, sale_payload
+from tests.unit.hub.test_store import database_text
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
 HANDLER_LOG = "cloud.ingest.handler"
@@ -67,46 +74,164 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == HANDLER_LOG and record.levelno >= logging.WARNING]
 
 
-def test_a_float_in_an_event_is_malformed_from_that_event_on(
-    handler: MessageHandler, acks: Acks, engine: sa.Engine, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def box(engine: sa.Engine) -> Chain:
+    """The genuine box-1 of site-a, registered at the hub, with two sales already acked."""
     chain = Chain("site-a", "box-1")
-    chain.sales(3)
-    wire = json.loads(encode(chain.batch(1, 3)))
-    wire["events"][1]["payload"]["total"] = 2850.5  # no canonical encoding: check_hash cannot even run
-
-    for _ in range(3):
-        send(handler, json.dumps(wire).encode())
-
-    assert acks.sent == [Ack(device_id="box-1", acked_seq=1, error="malformed")] * 3
-    assert held(engine) == [("box-1", 1)]
-    assert rejects(engine) == [("box-1", "malformed", 2)]
-    assert handler.counters.malformed == 3 and handler.counters.store_failures == 0
-    logged = warnings(caplog)
-    assert len(logged) == 1 and "float" in logged[0].getMessage() and logged[0].exc_info is None
+    chain.register(engine)
+    chain.sales(2)
+    return chain
 
 
-def test_a_forged_event_id_clash_is_a_rejected_batch_not_a_database_outage(
-    handler: MessageHandler, acks: Acks, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+def forged_next(box: Chain, **payload: object) -> Event:
+    """What a stranger who read the box's last hash can build: the next event, correctly hashed."""
+    return seal(type="sale.recorded", device_id="box-1", seq=len(box.events) + 1,
+                event_id=Chain("x", "y").add().event_id, occurred_at=T0, clock_ok=True, prev_hash=box.head,
+                payload={**sale_payload("site-a"), **payload})
+
+
+def test_a_forged_event_is_refused_and_the_real_box_is_not_delayed(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain, caplog: pytest.LogCaptureFixture
 ) -> None:
-    victim = Chain("site-a", "box-1")
-    victim.sales(2)
-    send(handler, victim.batch(1, 2))
-    forged = seal(
-        type="sale.recorded",
-        device_id="box-2",
-        seq=1,
-        event_id=victim.events[0].event_id,  # UNIQUE in the events table
-        occurred_at=T0,
-        clock_ok=True,
-        prev_hash="0" * 64,
-        payload=sale_payload("site-a"),
-    )
+    send(handler, box.batch(1, 2))
+    forged = forged_next(box, total=10_000_000)
+    unsigned = EventBatch(site_id="site-a", device_id="box-1", events=[forged])
+    stranger_signed = sign_batch(unsigned, Ed25519PrivateKey.generate())
+    wrong_hash = EventBatch(site_id="site-a", device_id="box-1",
+                            events=[forged.model_copy(update={"hash": "0" * 64})])
+
+    for attack in (unsigned, stranger_signed, wrong_hash, stranger_signed):
+        send(handler, attack)
+    box.sales(1)
+    send(handler, box.batch(3, 3))
+
+    assert acks.sent == [Ack(device_id="box-1", acked_seq=2), Ack(device_id="box-1", acked_seq=3)]
+    assert held(engine) == [("box-1", 1), ("box-1", 2), ("box-1", 3)]
+    with engine.connect() as conn:
+        device = conn.execute(sa.select(devices)).one()
+    assert device.chain_error is None and device.last_hash == box.head
+    assert handler.counters.unauthenticated == 4
+    with engine.connect() as conn:
+        refusals = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.count)).all()
+    # One row per kind of refusal, repeats counted on it: a flood grows no table.
+    assert {reason for reason, _ in refusals} == {"bad_signature"} and len(refusals) == 3
+    assert sum(count for _, count in refusals) == 4
+    assert len(warnings(caplog)) == 1
+
+
+def test_an_unregistered_or_revoked_device_creates_nothing(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain
+) -> None:
+    newcomer = Chain("site-new", "box-new")
+    newcomer.sales(2)
+    handler.handle(device_topic("site-new", "box-new", "events"), encode(newcomer.batch(1, 2)))
+    handler.handle(device_topic("site-new", "box-new", "status"), encode(newcomer.status(backlog=2)))
+    with engine.begin() as conn:
+        revoke_device(conn, device_id="box-1", at=NOW)
+    send(handler, box.batch(1, 2))
+
+    assert acks.sent == []
+    assert held(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sites.c.site_id)).scalars().all() == ["site-a"]
+        assert conn.execute(sa.select(devices.c.device_id)).scalars().all() == ["box-1"]
+    assert [reason for _, reason, _ in rejects(engine)] == ["unregistered_device", "revoked_device"]
+    assert handler.counters.unregistered == 3
+
+
+def test_a_batch_on_another_sites_topic_is_refused_without_an_ack(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain
+) -> None:
+    handler.handle(device_topic("site-b", "box-1", "events"), encode(box.batch(1, 2)))
+    handler.handle(device_topic("site-b", "box-1", "events"), encode(box.batch(1, 2, site_id="site-b")))
+
+    assert acks.sent == [] and held(engine) == []
+    assert [reason for _, reason, _ in rejects(engine)] == ["site_mismatch", "device_site_mismatch"]
+
+
+CARD = "4111111111111111"
+
+
+def test_a_card_number_in_a_refused_message_is_kept_nowhere(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = f"{CARD} 12/29 123"
+    forged = EventBatch(site_id="site-a", device_id="box-1", events=[forged_next(box, cashier_id=secret)])
+    wire = json.loads(encode(box.batch(1, 2)))
+    wire["events"][0]["payload"]["cashier_id"] = secret + "\u0001"
+    box.add({**sale_payload("site-a"), "cashier_id": secret + "\u0001"})  # genuine, signed, but invalid
+
+    send(handler, forged)
+    send(handler, json.dumps(wire).encode())
+    send(handler, json.dumps({"site_id": "site-a", "device_id": "box-1", "events": secret}).encode())
+    send(handler, box.batch(1, 3))
+
+    assert acks.sent == [Ack(device_id="box-1", acked_seq=3)]
+    everything = database_text(engine) + "\n".join(record.getMessage() for record in caplog.records)
+    assert CARD not in everything and "12/29" not in everything
+    assert "cashier_id" in everything  # the refusal names the field
+
+
+def test_statuses_must_be_signed_and_a_replayed_one_is_ignored(
+    handler: MessageHandler, engine: sa.Engine, box: Chain
+) -> None:
+    status_topic = device_topic("site-a", "box-1", "status")
+    old = box.status(sent_at=NOW - timedelta(minutes=5), last_seq=2, backlog=2)
+    new = box.status(sent_at=NOW, last_seq=7, backlog=1)
+    handler.handle(status_topic, encode(new))
+    handler.handle(status_topic, encode(old))
+    handler.handle(status_topic, encode(new.model_copy(update={"backlog": 0})))  # altered after signing
+    forged_offline = DeviceStatus(site_id="site-a", device_id="box-1", online=False)
+    handler.handle(status_topic, encode(forged_offline))
+
+    view = sites_view(engine)
+    assert (view.online, view.backlog) == (True, 1)
+    assert handler.counters.stale_statuses == 1 and handler.counters.unauthenticated == 2
+
+    handler.handle(status_topic, encode(box.status(online=False, last_seq=3, backlog=1)))  # the last will
+    view = sites_view(engine)
+    assert view.online is False and view.backlog == 7  # what the box last said it held, none acked yet
+
+
+def sites_view(engine: sa.Engine) -> DeviceView:
+    with engine.connect() as conn:
+        return list_sites(conn, now=NOW, offline_after=timedelta(minutes=5))[0].devices[0]
+
+
+def test_a_repeated_conflict_is_counted_each_time_and_logged_once(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    box.sales(1)
+    send(handler, box.batch(1, 3))
+    rebuilt = Chain("site-a", "box-1", key=box.key)
+    rebuilt.sales(2)
+    caplog.clear()
+
+    for _ in range(4):
+        send(handler, rebuilt.batch(1, 2))
+
+    assert acks.sent[1:] == [Ack(device_id="box-1", acked_seq=3, error="chain_conflict")] * 4
+    assert handler.counters.conflicts == 4
+    assert rejects(engine) == [("box-1", "chain_conflict", 1)]
+    assert len(warnings(caplog)) == 1
+
+
+def test_an_event_id_clash_is_a_rejected_batch_not_a_database_outage(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    send(handler, box.batch(1, 2))
+    other = Chain("site-a", "box-2")
+    other.register(engine)
+    clash = seal(type="sale.recorded", device_id="box-2", seq=1, event_id=box.events[0].event_id,  # UNIQUE
+                 occurred_at=T0, clock_ok=True, prev_hash="0" * 64, payload=sale_payload("site-a"))
+    other.events.append(clash)
     honest = Chain("site-a", "box-3")
+    honest.register(engine)
     honest.sales(1)
 
-    send(handler, EventBatch(site_id="site-a", device_id="box-2", events=[forged]), "box-2")
-    send(handler, EventBatch(site_id="site-a", device_id="box-2", events=[forged]), "box-2")
+    send(handler, other.batch(1, 1), "box-2")
+    send(handler, other.batch(1, 1), "box-2")
     send(handler, honest.batch(1, 1), "box-3")
 
     assert acks.sent == [
@@ -122,36 +247,30 @@ def test_a_forged_event_id_clash_is_a_rejected_batch_not_a_database_outage(
     assert not any("database unavailable" in record.getMessage() for record in warnings(caplog))
 
 
-def test_a_repeated_chain_break_is_counted_each_time_and_logged_once(
-    handler: MessageHandler, acks: Acks, engine: sa.Engine, caplog: pytest.LogCaptureFixture
-) -> None:
-    chain = Chain("site-a", "box-1")
-    chain.sales(3)
-    send(handler, chain.batch(1, 3))
-    rebuilt = Chain("site-a", "box-1")
-    rebuilt.sales(2)
-    caplog.clear()
-
-    for _ in range(4):
-        send(handler, rebuilt.batch(1, 2))
-
-    assert acks.sent[1:] == [Ack(device_id="box-1", acked_seq=3, error="chain_broken")] * 4
-    assert handler.counters.chain_breaks == 4
-    assert rejects(engine) == [("box-1", "chain_broken", 1)]
-    assert len(warnings(caplog)) == 1
-
-
 def test_a_nul_character_is_answered_never_taken_for_a_database_outage(
-    handler: MessageHandler, acks: Acks, engine: sa.Engine
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain
 ) -> None:
     # PostgreSQL's JSONB cannot hold \u0000 (a DataError); SQLite can. Either way the box gets an answer.
-    odd = seal(type="sale.recorded", device_id="box-1", seq=1, event_id=Chain("site-a", "box-9").add().event_id,
-               occurred_at=T0, clock_ok=True, prev_hash="0" * 64,
-               payload={**sale_payload("site-a"), "note": "pop\u0000corn"})
+    odd = Chain("site-a", "box-5")
+    odd.register(engine)
+    odd.add({**sale_payload("site-a"), "note": "pop\u0000corn"})
     honest = Chain("site-a", "box-3")
+    honest.register(engine)
     honest.sales(1)
-    send(handler, EventBatch(site_id="site-a", device_id="box-1", events=[odd]))
+    send(handler, odd.batch(1, 1), "box-5")
     send(handler, honest.batch(1, 1), "box-3")
     assert len(acks.sent) == 2 and acks.sent[1] == Ack(device_id="box-3", acked_seq=1)
-    assert acks.sent[0] in (Ack(device_id="box-1", acked_seq=1), Ack(device_id="box-1", acked_seq=0, error="rejected"))
+    assert acks.sent[0] in (Ack(device_id="box-5", acked_seq=1), Ack(device_id="box-5", acked_seq=0, error="rejected"))
     assert handler.counters.store_failures == 0
+
+
+def test_a_float_no_box_could_sign_is_malformed_and_unanswered(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain
+) -> None:
+    wire = json.loads(encode(box.batch(1, 2)))
+    wire["events"][1]["payload"]["total"] = 2850.5  # no canonical encoding: the hash cannot even be checked
+
+    send(handler, json.dumps(wire).encode())
+
+    assert acks.sent == [] and held(engine) == []
+    assert handler.counters.malformed == 1

@@ -1,19 +1,34 @@
-"""ingest_batch against real SQLite and PostgreSQL: idempotence, gaps, chain breaks, impostors."""
+"""Storing authenticated batches on real SQLite and PostgreSQL: idempotence, gaps, lost events, refused
+payloads, chain conflicts and their resolution."""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from cloud.db.devices import list_conflicts
 from cloud.db.engine import make_engine
-from cloud.db.schema import box_office, devices, events, ingest_rejects, sites
+from cloud.db.schema import (
+    box_office,
+    chain_conflicts,
+    devices,
+    event_archive,
+    event_gaps,
+    events,
+    ingest_rejects,
+    sites,
+)
+from cloud.db.sites import list_sites
+from cloud.errors import IngestError, StoreError
+from cloud.ingest.conflicts import resolve_conflicts
 from cloud.ingest.store import ingest_batch, store_batch
 from protocol.chain import seal
 from protocol.messages import Ack, EventBatch
-from tests.unit.hub.factories import Chain
+from protocol.signing import sign_batch
+from tests.unit.hub.factories import Chain, sale_payload
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
 
@@ -46,8 +61,14 @@ def rejects(engine: sa.Engine) -> list[str]:
         return list(conn.execute(sa.select(ingest_rejects.c.reason).order_by(ingest_rejects.c.id)).scalars())
 
 
+def registered(engine: sa.Engine, site_id: str = "site-a", device_id: str = "box-1") -> Chain:
+    chain = Chain(site_id, device_id)
+    chain.register(engine)
+    return chain
+
+
 def test_first_batch_is_stored_and_rolled_up(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(3, tickets=2, ticket_price=1200, concession=450)
 
     ack = ingest(engine, chain.batch(1, 3))
@@ -65,7 +86,7 @@ def test_first_batch_is_stored_and_rolled_up(engine: sa.Engine) -> None:
 
 
 def test_redelivered_batch_counts_once_and_acks_the_same(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(4)
     first = ingest(engine, chain.batch(1, 4))
 
@@ -79,7 +100,7 @@ def test_redelivered_batch_counts_once_and_acks_the_same(engine: sa.Engine) -> N
 
 
 def test_overlapping_batch_stores_only_the_new_events(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(5)
     ingest(engine, chain.batch(1, 3))
 
@@ -92,7 +113,7 @@ def test_overlapping_batch_stores_only_the_new_events(engine: sa.Engine) -> None
 
 
 def test_gap_asks_for_a_resend_from_the_first_missing_seq(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(6)
     ingest(engine, chain.batch(1, 2))
 
@@ -104,83 +125,49 @@ def test_gap_asks_for_a_resend_from_the_first_missing_seq(engine: sa.Engine) -> 
 
 
 def test_first_batch_of_a_new_device_must_start_at_seq_1(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.sales(3)
 
     assert ingest(engine, chain.batch(2, 3)) == Ack(device_id="box-1", acked_seq=0, resend_from=1)
 
 
-@pytest.mark.parametrize("tamper", ["payload", "prev_hash"])
-def test_tampered_event_stops_the_batch_and_is_recorded(engine: sa.Engine, tamper: str) -> None:
-    chain = Chain("site-a", "box-1")
+def test_a_signed_event_that_does_not_link_is_a_conflict_and_stops_the_batch(engine: sa.Engine) -> None:
+    chain = registered(engine)
     chain.sales(5)
     good = chain.events[2]
-    if tamper == "payload":
-        # The payload changed after sealing: the event's own hash no longer matches.
-        payload = dict(good.payload, total=good.payload["total"] + 100)
-        bad = good.model_copy(update={"payload": payload})
-    else:
-        # Correctly sealed, but not linked to event #2: a deleted or forged predecessor.
-        bad = seal(
-            type=good.type,
-            device_id=good.device_id,
-            seq=good.seq,
-            event_id=good.event_id,
-            occurred_at=good.occurred_at,
-            clock_ok=True,
-            prev_hash="f" * 64,
-            payload=good.payload,
-        )
-    events_sent = [*chain.events[:2], bad, *chain.events[3:]]
+    # Sealed and signed with the device's own key, but not linked to event #2: another journal.
+    other = seal(type=good.type, device_id=good.device_id, seq=good.seq, event_id=good.event_id,
+                 occurred_at=good.occurred_at, clock_ok=True, prev_hash="f" * 64, payload=good.payload)
+    chain.events[2] = other
 
-    ack = ingest(engine, EventBatch(site_id="site-a", device_id="box-1", events=events_sent))
+    ack = ingest(engine, chain.batch(1, 5))
 
-    assert ack == Ack(device_id="box-1", acked_seq=2, error="chain_broken")
+    assert ack == Ack(device_id="box-1", acked_seq=2, error="chain_conflict")
     assert ack.resend_from is None
-    assert count(engine, events) == 2
-    assert totals(engine)[3] == 2
-    assert rejects(engine) == ["chain_broken"]
+    assert count(engine, events) == 2 and totals(engine)[3] == 2
+    assert rejects(engine) == ["chain_conflict"]
     with engine.connect() as conn:
         device = conn.execute(sa.select(devices)).one()
     assert device.chain_broken_at == NOW and "#3" in device.chain_error
 
 
-def test_batch_whose_site_differs_from_its_topic_is_refused(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
-    chain.sales(2)
+@pytest.mark.parametrize("who", ["unknown device", "device of another site"])
+def test_a_device_not_registered_for_the_site_stores_nothing(engine: sa.Engine, who: str) -> None:
+    registered(engine, "site-a", "box-1")
+    sender = Chain("site-b", "box-9" if who == "unknown device" else "box-1")
+    sender.sales(1)
 
-    ack = ingest(engine, chain.batch(1, 2), site_id="site-b")
+    with pytest.raises(IngestError, match="not registered"), engine.begin() as conn:
+        store_batch(conn, batch=sender.batch(1, 1), site_id="site-b", received_at=NOW)
 
-    assert ack.error == "site_mismatch" and ack.acked_seq == 0
     assert count(engine, events) == 0
-    assert rejects(engine) == ["site_mismatch"]
-
-
-@pytest.mark.parametrize("other_site_known", [True, False])
-def test_device_claiming_another_site_is_refused(engine: sa.Engine, other_site_known: bool) -> None:
-    real = Chain("site-a", "box-1")
-    real.sales(2)
-    ingest(engine, real.batch(1, 2))
-    if other_site_known:
-        neighbour = Chain("site-b", "box-2")
-        neighbour.sales(1)
-        ingest(engine, neighbour.batch(1, 1), site_id="site-b")
-    impostor = Chain("site-b", "box-1")
-    impostor.sales(3)
-
-    ack = ingest(engine, impostor.batch(1, 3), site_id="site-b")
-
-    assert ack.error == "device_site_mismatch"
-    assert rejects(engine) == ["device_site_mismatch"]
     with engine.connect() as conn:
-        held = conn.execute(sa.select(events.c.seq).where(events.c.device_id == "box-1")).scalars().all()
-        known_sites = set(conn.execute(sa.select(sites.c.site_id)).scalars())
-    assert sorted(held) == [1, 2]
-    assert known_sites == ({"site-a", "site-b"} if other_site_known else {"site-a"})
+        assert set(conn.execute(sa.select(sites.c.site_id)).scalars()) == {"site-a"}
+        assert set(conn.execute(sa.select(devices.c.device_id)).scalars()) == {"box-1"}
 
 
 def test_unknown_event_types_are_stored_not_rolled_up(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+    chain = registered(engine)
     chain.add()
     chain.add({"door": "north", "future_field": [1, 2]}, type="door.opened")
     chain.add()
@@ -191,19 +178,46 @@ def test_unknown_event_types_are_stored_not_rolled_up(engine: sa.Engine) -> None
     assert rejects(engine) == []
 
 
-def test_sale_with_an_invalid_payload_is_kept_but_not_rolled_up(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
-    chain.add({"site_id": "site-a", "nonsense": True})
+CARD = "4111111111111111"
+
+
+def test_an_invalid_sale_keeps_its_place_in_the_chain_but_not_its_content(engine: sa.Engine) -> None:
+    chain = registered(engine)
+    chain.add({"site_id": "site-a", "cashier_id": f"{CARD} 12/29 CVV 123\u0001", "nonsense": True})
+    chain.add()
+
+    assert ingest(engine, chain.batch(1, 2)).acked_seq == 2
+    assert count(engine, events) == 2
+    assert totals(engine)[3] == 1
+    with engine.connect() as conn:
+        body = conn.execute(sa.select(events.c.body).where(events.c.seq == 1)).scalar_one()
+        detail = conn.execute(sa.select(ingest_rejects.c.detail)).scalar_one()
+    assert body["payload"] == {} and body["hash"] == chain.events[0].hash
+    assert "cashier_id" in body["payload_refused"]["fields"] and "cashier_id" in detail
+    assert rejects(engine) == ["bad_payload"]
+    assert CARD not in database_text(engine)
+
+
+def test_a_sale_naming_another_site_is_refused_from_the_figures(engine: sa.Engine) -> None:
+    chain = registered(engine)
+    chain.add(sale_payload("site-b"))
 
     assert ingest(engine, chain.batch(1, 1)).acked_seq == 1
-    assert count(engine, events) == 1
     assert totals(engine) == (0, 0, 0, 0)
-    assert rejects(engine) == ["bad_payload"]
+    assert rejects(engine) == ["payload_site_mismatch"]
+
+
+def database_text(engine: sa.Engine) -> str:
+    """Every row of every table, as text: what someone with a copy of the database could read."""
+    from cloud.db.schema import metadata
+
+    with engine.connect() as conn:
+        return "\n".join(str(row) for table in metadata.sorted_tables for row in conn.execute(sa.select(table)))
 
 
 def test_concurrent_writers_store_every_event_once(engine: sa.Engine, db_url: str) -> None:
     """Two engines (as two hub processes would) race on the same devices' overlapping batches."""
-    chains = [Chain("site-a", f"box-{n}") for n in range(3)]
+    chains = [registered(engine, "site-a", f"box-{n}") for n in range(3)]
     for chain in chains:
         chain.sales(30)
     batches = [chain.batch(first, min(first + 9, 30)) for chain in chains for first in range(1, 31, 5)]
@@ -233,39 +247,112 @@ def test_concurrent_writers_store_every_event_once(engine: sa.Engine, db_url: st
         assert set(conn.execute(sa.select(devices.c.last_seq)).scalars()) == {30}
 
 
-def test_rebuilt_box_reusing_a_device_id_is_a_chain_break_not_duplicates(engine: sa.Engine) -> None:
-    old = Chain("site-a", "box-1")
+def test_a_rebuilt_box_under_the_same_identity_is_a_conflict_kept_for_the_owner(engine: sa.Engine) -> None:
+    old = registered(engine)
     old.sales(3)
     ingest(engine, old.batch(1, 3))
-    rebuilt = Chain("site-a", "box-1")  # a fresh journal: seqs 1..2 again, other sales
+    rebuilt = Chain("site-a", "box-1", key=old.key)  # a fresh journal under the same key: seqs 1..2 again
     rebuilt.sales(2)
 
-    with engine.begin() as conn:
-        result = store_batch(conn, batch=rebuilt.batch(1, 2), site_id="site-a", received_at=NOW)
+    results = []
+    for _ in range(3):  # the box resends what was refused
+        with engine.begin() as conn:
+            results.append(store_batch(conn, batch=rebuilt.batch(1, 2), site_id="site-a", received_at=NOW))
 
-    assert result.ack == Ack(device_id="box-1", acked_seq=3, error="chain_broken")
-    assert result.ack.resend_from is None
-    assert (result.stored, result.duplicates, result.chain_broken) == (0, 0, True)
-    assert rejects(engine) == ["chain_broken"]
+    assert {result.ack for result in results} == {Ack(device_id="box-1", acked_seq=3, error="chain_conflict")}
+    assert (results[0].stored, results[0].duplicates, results[0].conflict) == (0, 0, True)
+    assert rejects(engine) == ["chain_conflict"]
     with engine.connect() as conn:
         device = conn.execute(sa.select(devices)).one()
         held = conn.execute(sa.select(events.c.hash).order_by(events.c.seq)).scalars().all()
+        conflicts = list_conflicts(conn)
     assert device.chain_broken_at == NOW and "#1" in device.chain_error
     assert held == [event.hash for event in old.events]
+    assert [(c.seq, c.held_hash, c.received_hash) for c in conflicts] == [
+        (1, old.events[0].hash, rebuilt.events[0].hash)
+    ]
 
 
-def test_a_refusal_the_box_repeats_is_recorded_once(engine: sa.Engine) -> None:
-    chain = Chain("site-a", "box-1")
+def test_resolving_a_conflict_for_the_hub_keeps_its_events(engine: sa.Engine) -> None:
+    old = registered(engine)
+    old.sales(3)
+    ingest(engine, old.batch(1, 3))
+    clone = Chain("site-a", "box-1", key=old.key)
+    clone.sales(1)
+    ingest(engine, clone.batch(1, 1))
+
+    with engine.begin() as conn:
+        result = resolve_conflicts(conn, device_id="box-1", keep="hub", at=NOW, note="clone in the office")
+
+    assert (result.conflicts, result.archived, result.head_seq) == (1, 0, 3)
+    assert count(engine, events) == 3 and totals(engine)[3] == 3
+    with engine.connect() as conn:
+        assert list_conflicts(conn) == []
+        assert list_sites(conn, now=NOW, offline_after=timedelta(minutes=1))[0].devices[0].chain_ok
+    with pytest.raises(StoreError, match="no open chain conflict"), engine.begin() as conn:
+        resolve_conflicts(conn, device_id="box-1", keep="hub", at=NOW, note=None)
+
+
+def test_resolving_a_conflict_for_the_box_archives_the_hubs_events_and_takes_the_boxs(engine: sa.Engine) -> None:
+    hub_side = registered(engine)
+    hub_side.sales(4, tickets=1, ticket_price=1000, concession=0)
+    ingest(engine, hub_side.batch(1, 4))
+    box_side = Chain("site-a", "box-1", key=hub_side.key, events=list(hub_side.events[:2]))
+    box_side.sales(3, tickets=2, ticket_price=500, concession=0)  # forks after seq 2
+    assert ingest(engine, box_side.batch(1, 5)).error == "chain_conflict"
+
+    with engine.begin() as conn:
+        result = resolve_conflicts(conn, device_id="box-1", keep="box", at=NOW, note=None)
+
+    assert (result.conflicts, result.archived, result.head_seq) == (1, 2, 2)
+    assert totals(engine) == (2, 2000, 0, 2)  # the two archived sales left the figures
+    assert ingest(engine, box_side.batch(1, 5)) == Ack(device_id="box-1", acked_seq=5)
+    assert totals(engine) == (8, 5000, 0, 5)
+    with engine.connect() as conn:
+        archived = conn.execute(sa.select(event_archive.c.seq, event_archive.c.hash)).all()
+        state = conn.execute(sa.select(chain_conflicts.c.resolution)).scalars().all()
+    assert sorted(archived) == sorted((e.seq, e.hash) for e in hub_side.events[2:])
+    assert state == ["box"]
+
+
+def test_lost_events_are_gaps_with_their_reason_and_the_chain_goes_on(engine: sa.Engine) -> None:
+    chain = registered(engine)
+    chain.sales(6)
+
+    first = ingest(engine, chain.batch(1, 4, lost=(2, 3)))
+    again = ingest(engine, chain.batch(1, 4, lost=(2, 3)))  # redelivered
+    rest = ingest(engine, chain.batch(5, 6))
+
+    assert first == again == Ack(device_id="box-1", acked_seq=4)
+    assert rest == Ack(device_id="box-1", acked_seq=6)
+    assert totals(engine)[3] == 4
+    with engine.connect() as conn:
+        gaps = conn.execute(sa.select(event_gaps.c.seq, event_gaps.c.reason).order_by(event_gaps.c.seq)).all()
+        view = list_sites(conn, now=NOW, offline_after=timedelta(minutes=1))[0].devices[0]
+    assert [tuple(gap) for gap in gaps] == [(2, "unreadable"), (3, "unreadable")]
+    assert view.lost_events == 2 and [(g.seq, g.reason) for g in view.recent_gaps] == [(3, "unreadable"),
+                                                                                      (2, "unreadable")]
+    assert view.last_seq == 6 and view.chain_ok
+
+
+def test_a_lost_event_whose_hash_the_box_forgot_still_lets_the_chain_go_on(engine: sa.Engine) -> None:
+    chain = registered(engine)
+    chain.sales(3)
+    batch = chain.batch(1, 3, lost=(2,))
+    forgetful = batch.model_copy(update={"lost": [batch.lost[0].model_copy(update={"hash": None})]})
+    assert ingest(engine, sign_batch(forgetful, chain.key)) == Ack(device_id="box-1", acked_seq=3)
+
+
+def test_a_refusal_the_box_repeats_is_recorded_once_and_counted(engine: sa.Engine) -> None:
+    chain = registered(engine)
     chain.sales(3)
     ingest(engine, chain.batch(1, 1))
-    tampered = chain.events[1].model_copy(update={"payload": {"total": 1}})
-    broken = EventBatch(site_id="site-a", device_id="box-1", events=[tampered, chain.events[2]])
+    other = Chain("site-a", "box-1", key=chain.key)
+    other.sales(3)
 
-    acks = [ingest(engine, broken) for _ in range(3)]
-    acks += [ingest(engine, chain.batch(2, 3), site_id="site-b") for _ in range(3)]
+    acks = [ingest(engine, other.batch(2, 3)) for _ in range(3)]
 
-    assert [ack.error for ack in acks] == ["chain_broken"] * 3 + ["site_mismatch"] * 3
-    assert rejects(engine) == ["chain_broken", "site_mismatch"]
+    assert [ack.error for ack in acks] == ["chain_conflict"] * 3
     with engine.connect() as conn:
-        seqs = conn.execute(sa.select(ingest_rejects.c.seq).order_by(ingest_rejects.c.id)).scalars().all()
-    assert seqs == [2, 2]
+        rows = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.seq, ingest_rejects.c.count)).all()
+    assert [tuple(row) for row in rows] == [("chain_conflict", 2, 3)]

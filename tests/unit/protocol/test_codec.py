@@ -109,3 +109,42 @@ def test_points_are_the_rounded_down_share_of_ticket_lines(lines: list[tuple[str
     assert outcome.points_earned <= tickets * bp / 10_000 < outcome.points_earned + 1
     assert outcome.balance == before + outcome.points_earned
     assert decide_loyalty(rule, items, has_card=False, balance_before=before).points_earned == 0
+
+
+CARD = "4111111111111111"
+
+
+def test_a_refused_message_names_fields_never_the_values_sent() -> None:
+    event = chain(1)[0]
+    body = json.loads(encode(EventBatch(site_id="riverside", device_id="riverside-box1", events=[event])))
+    body["events"][0]["payload"] = {**event.payload, "cashier_id": f"{CARD} 12/29 123\x01"}
+    body["events"][0]["seq"] = f"{CARD}-12/29"
+    body["events"][0]["mystery"] = {CARD: CARD}
+    with pytest.raises(MalformedMessage) as caught:
+        decode(EventBatch, json.dumps(body))
+    assert CARD not in str(caught.value) and "12/29" not in str(caught.value)
+    assert "events.0.seq" in caught.value.fields
+
+    bad_sale = Event.model_validate({**event.model_dump(by_alias=True),
+                                     "payload": {**event.payload, "cashier_id": f"{CARD}\x01",
+                                                 "items": [{**event.payload["items"][0], "quantity": CARD}]}})
+    with pytest.raises(MalformedMessage) as caught:
+        bad_sale.typed_payload()
+    assert CARD not in str(caught.value) and CARD not in repr(caught.value.fields)
+    assert set(caught.value.fields) == {"cashier_id", "items.0.quantity"}
+
+
+def test_a_free_form_key_in_an_error_location_is_masked() -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        decode(DeviceStatus, json.dumps({"site_id": "s1", "device_id": "b1", "online": True,
+                                         "counters": {CARD: -1}}))
+    assert caught.value.fields == ("counters.*",) and CARD not in str(caught.value)
+
+
+@pytest.mark.parametrize("stamp", [1_700_000_000, "1700000000", 1.7e9, True, "23/11/2026 19:30"])
+def test_a_number_is_not_a_timestamp(stamp: object) -> None:
+    event = chain(1)[0]
+    with pytest.raises(ValueError):
+        Event.model_validate({**event.model_dump(by_alias=True), "occurred_at": stamp})
+    with pytest.raises(MalformedMessage):
+        decode(DeviceStatus, json.dumps({"site_id": "s1", "device_id": "b1", "online": True, "sent_at": stamp}))

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from protocol.events import Event, SaleRecorded
-from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.events import Event, SaleConflict, SaleRecorded
+from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "fixtures" / "schemas"
 
 
-@pytest.mark.parametrize("model", [Event, SaleRecorded, EventBatch, Ack, DeviceStatus])
+@pytest.mark.parametrize("model", [Event, SaleRecorded, SaleConflict, EventBatch, LostEvent, Ack, DeviceStatus])
 def test_schema_matches_snapshot(model: type[BaseModel]) -> None:
     current = json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
     path = SNAPSHOTS / f"{model.__name__}.json"

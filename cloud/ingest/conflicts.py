@@ -1,0 +1,119 @@
+"""Resolving a chain conflict: two validly signed events under one seq of one device.
+
+Only the holder of the device's key can sign, so a conflict means two journals under one identity: a
+cloned box, a stolen key, or a box whose journal was restored from an old backup. The hub never picks a
+side on its own; the owner decides with `marquee-hub devices resolve DEVICE --keep hub|box`:
+
+- `hub`: the events the hub holds stand; the clashing ones stay in `chain_conflicts` for the record.
+- `box`: the hub moves its own events from the conflicting seq on to `event_archive` (taking them out
+  of the box-office figures) and takes the box's chain from there on its next resend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+
+from cloud.db import ingest as db
+from cloud.db.schema import chain_conflicts, devices, event_archive, event_gaps, events
+from cloud.errors import StoreError
+from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
+from cloud.ingest.store import check_payload
+from protocol.events import Event, SaleRecorded
+
+Keep = Literal["hub", "box"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a resolution did."""
+
+    conflicts: int
+    archived: int
+    head_seq: int
+
+
+def resolve_conflicts(conn: sa.Connection, *, device_id: str, keep: Keep, at: datetime, note: str | None) -> Resolution:
+    """Close the device's open conflicts the way the owner chose; StoreError when there is none."""
+    col = chain_conflicts.c
+    device = conn.execute(
+        sa.select(devices.c.site_id, devices.c.last_seq).where(devices.c.device_id == device_id).with_for_update()
+    ).one_or_none()
+    if device is None:
+        raise StoreError(f"device {device_id} is not registered")
+    open_rows = conn.execute(
+        sa.select(col.id, col.seq, col.held_hash).where(col.device_id == device_id, col.resolved_at.is_(None))
+        .order_by(col.seq)
+    ).all()
+    if not open_rows:
+        raise StoreError(f"device {device_id} has no open chain conflict")
+    archived, head_seq = 0, int(device.last_seq)
+    if keep == "box":
+        first = open_rows[0]
+        # A box event that did not link to the hub's head forked one seq earlier than the clash was seen.
+        start = int(first.seq) if first.held_hash is not None else max(1, int(first.seq) - 1)
+        archived = _archive_from(conn, device_id=device_id, site_id=device.site_id, start=start, at=at,
+                                 conflict_id=int(first.id))
+        head_seq = start - 1
+    conn.execute(
+        sa.update(chain_conflicts)
+        .where(col.device_id == device_id, col.resolved_at.is_(None))
+        .values(resolved_at=at, resolution=keep, note=(note or None) and note[:500])
+    )
+    conn.execute(
+        sa.update(devices).where(devices.c.device_id == device_id).values(chain_broken_at=None, chain_error=None)
+    )
+    return Resolution(conflicts=len(open_rows), archived=archived, head_seq=head_seq)
+
+
+def _archive_from(
+    conn: sa.Connection, *, device_id: str, site_id: str, start: int, at: datetime, conflict_id: int
+) -> int:
+    """Move the device's events from `start` on to the archive, undo their rollups, rewind the head."""
+    rows = conn.execute(
+        sa.select(events.c.seq, events.c.hash, events.c.body)
+        .where(events.c.device_id == device_id, events.c.seq >= start)
+        .order_by(events.c.seq)
+    ).all()
+    deltas: dict[RollupKey, RollupDelta] = {}
+    for row in rows:
+        event = Event.model_validate(row.body) if "payload_refused" not in row.body else None
+        sale = check_payload(event, site_id=site_id) if event is not None else None
+        if event is not None and isinstance(sale, SaleRecorded):
+            add_sale(deltas, site_id=site_id, event=event, sale=sale)
+    db.add_box_office(conn, rows=[deltas[key].negated().as_row(key) for key in sorted(deltas)])
+    if rows:
+        conn.execute(
+            sa.insert(event_archive),
+            [
+                {"device_id": device_id, "seq": row.seq, "hash": row.hash, "body": row.body, "archived_at": at,
+                 "conflict_id": conflict_id}
+                for row in rows
+            ],
+        )
+    conn.execute(sa.delete(events).where(events.c.device_id == device_id, events.c.seq >= start))
+    gaps = conn.execute(
+        sa.delete(event_gaps).where(event_gaps.c.device_id == device_id, event_gaps.c.seq >= start)
+    ).rowcount
+    head_hash = _hash_at(conn, device_id=device_id, seq=start - 1)
+    conn.execute(
+        sa.update(devices)
+        .where(devices.c.device_id == device_id)
+        .values(last_seq=start - 1, last_hash=head_hash, lost_events=devices.c.lost_events - gaps)
+    )
+    return len(rows)
+
+
+def _hash_at(conn: sa.Connection, *, device_id: str, seq: int) -> str | None:
+    if seq == 0:
+        return None
+    for table in (events, event_gaps):
+        value = conn.execute(
+            sa.select(table.c.hash).where(table.c.device_id == device_id, table.c.seq == seq)
+        ).scalar_one_or_none()
+        if value is not None:
+            return str(value)
+    return None

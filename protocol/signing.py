@@ -1,0 +1,113 @@
+"""Device identity: Ed25519 public keys in text form, and the signatures of batches and statuses.
+
+A box signs each batch over the hashes of everything it carries (events and lost events), and each
+status over its canonical encoding. Each event's hash covers its content and its link to the previous
+event, so one signature per batch authenticates every event in it: only the holder of the device's
+private key can extend its chain. The hub checks `verify_batch` before it touches any state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from protocol.canonical import canonical_bytes
+from protocol.chain import check_hash
+from protocol.errors import ChainError, SignatureError
+from protocol.messages import DeviceStatus, EventBatch
+
+PUBLIC_KEY_PREFIX = "ed25519:"
+_BATCH_CONTEXT = "marquee.batch-signature/1"
+_STATUS_CONTEXT = "marquee.status-signature/1"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_key_text(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """`ed25519:<43 chars of base64url>`: the form `marquee-edge identity` prints and the hub registers."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return PUBLIC_KEY_PREFIX + _b64(public.public_bytes_raw())
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """The key in `ed25519:...` form; SignatureError with the reason when it is not one."""
+    text = text.strip()
+    if not text.startswith(PUBLIC_KEY_PREFIX):
+        raise SignatureError(f"a public key starts with {PUBLIC_KEY_PREFIX!r}")
+    body = text[len(PUBLIC_KEY_PREFIX) :]
+    try:
+        raw = _unb64(body)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("the public key is not base64url") from exc
+    if len(raw) != 32 or _b64(raw) != body:
+        raise SignatureError("an Ed25519 public key is 32 bytes (43 base64url characters)")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def batch_signed_bytes(batch: EventBatch) -> bytes:
+    """What a batch's signature covers: its site, device and the seq and hash of each item it carries."""
+    return canonical_bytes(
+        {
+            "context": _BATCH_CONTEXT,
+            "site_id": batch.site_id,
+            "device_id": batch.device_id,
+            "events": [[event.seq, event.hash] for event in batch.events],
+            "lost": [[lost.seq, lost.hash, lost.reason] for lost in batch.lost],
+        }
+    )
+
+
+def sign_batch(batch: EventBatch, key: Ed25519PrivateKey) -> EventBatch:
+    """The batch with the box's signature."""
+    return batch.model_copy(update={"signature": _b64(key.sign(batch_signed_bytes(batch)))})
+
+
+def verify_batch(batch: EventBatch, key: Ed25519PublicKey) -> None:
+    """Raise unless every event's hash matches its content, the events link to each other, and the
+    signature is the device's over them. MalformedMessage for content no encoder can hash."""
+    previous = None
+    for event in batch.events:
+        try:
+            check_hash(event)
+        except ChainError as exc:
+            raise SignatureError(f"event #{event.seq}: hash does not match its content") from exc
+        if previous is not None and previous.seq + 1 == event.seq and event.prev_hash != previous.hash:
+            raise SignatureError(f"event #{event.seq}: prev_hash does not link to #{previous.seq}")
+        previous = event
+    _verify(key, batch.signature, batch_signed_bytes(batch), "batch")
+
+
+def status_signed_bytes(status: DeviceStatus) -> bytes:
+    """What a status's signature covers: the whole status as sent, unknown fields included."""
+    body: dict[str, Any] = status.model_dump(mode="json", by_alias=True)
+    body.pop("signature", None)
+    return canonical_bytes({"context": _STATUS_CONTEXT, "status": body})
+
+
+def sign_status(status: DeviceStatus, key: Ed25519PrivateKey) -> DeviceStatus:
+    """The status with the box's signature."""
+    return status.model_copy(update={"signature": _b64(key.sign(status_signed_bytes(status)))})
+
+
+def verify_status(status: DeviceStatus, key: Ed25519PublicKey) -> None:
+    """Raise SignatureError unless the status is signed by `key` (MalformedMessage: cannot be encoded)."""
+    _verify(key, status.signature, status_signed_bytes(status), "status")
+
+
+def _verify(key: Ed25519PublicKey, signature: str | None, data: bytes, what: str) -> None:
+    if signature is None:
+        raise SignatureError(f"the {what} is not signed")
+    try:
+        key.verify(_unb64(signature), data)
+    except (InvalidSignature, binascii.Error, ValueError) as exc:
+        raise SignatureError(f"the {what}'s signature does not verify with the device's key") from exc
