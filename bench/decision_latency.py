@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from edge.agent import Agent
 from edge.settings import EdgeSettings
 from edge.store.bootstrap import open_journal
@@ -39,7 +41,8 @@ def main() -> None:
             "pepper": "bench-pepper-0123456789",
             "tills": [{"till_id": "t1", "pos_port": "loop://", "card_port": "loop://"}],
         })
-        agent = Agent(settings, journal=open_journal(settings, create_key=True), pepper=b"bench-pepper-0123456789")
+        agent = Agent(settings, journal=open_journal(settings, create_key=True), pepper=b"bench-pepper-0123456789",
+                      identity=Ed25519PrivateKey.generate())
         bodies = [sale(n) for n in range(args.sales)]
         latencies = []
         started = time.perf_counter()

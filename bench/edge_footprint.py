@@ -43,6 +43,9 @@ def main() -> None:
             + "".join(f'[[tills]]\ntill_id = "{t}"\npos_port = "{root}/pos-{t}"\ncard_port = "{root}/card-{t}"\n'
                       for t in ("t1", "t2"))
         )
+        # Provisioned as a technician does it, so the box starts with its keys.
+        subprocess.run([str(BIN / "marquee-edge"), "init", "--config", str(config)], check=True,
+                       stdout=subprocess.DEVNULL)
         proc = subprocess.Popen([str(BIN / "marquee-edge"), "--log-level", "WARNING", "run", "--config",
                                  str(config)])
         try:

@@ -22,8 +22,9 @@ from cloud.db.engine import make_engine, migrate
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
 from edge.settings import EdgeSettings
-from edge.store.bootstrap import open_identity, open_journal
+from edge.store.bootstrap import open_journal
 from edge.store.journal import Journal
+from edge.store.keys import create_identity_key
 from edge.sync.uplink import Uplink
 from protocol.events import LineItem, LoyaltyOutcome, SaleRecorded
 from protocol.ids import uuid7
@@ -92,10 +93,10 @@ def main() -> None:
             url = args.database_url or f"sqlite:///{work / 'hub.db'}"
             engine = make_engine(url)
             migrate(engine)
-            identity = open_identity(settings, create=True)
+            identity = create_identity_key(settings.identity_path)
             with engine.begin() as conn:
                 register_device(conn, site_id="bench", device_id="bench-box1", public_key=public_key_text(identity),
-                                at=datetime.now(UTC))
+                                at=datetime.now(UTC), replace_key=True)
             hub = IngestWorker(HubSettings(database_url=url, mqtt_port=port), engine)
             hub.start()
             deadline = time.monotonic() + 30

@@ -3,7 +3,9 @@
     HubError
     ├── ConfigError    settings that cannot be loaded or contradict each other
     ├── StoreError     the database refused or could not be reached
+    ├── RegistryError  a device registration or resolution that cannot be done as asked
     └── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
+        └── ReplayError  a signed batch the hub has already settled (archived or resolved): no answer
 
 Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
 talks to the library, with `raise ... from exc`, so callers handle one tree.
@@ -26,3 +28,11 @@ class StoreError(HubError):
 
 class IngestError(HubError):
     """A message that cannot be ingested as it stands."""
+
+
+class RegistryError(HubError):
+    """A device registration, revocation or conflict resolution that cannot be done as asked."""
+
+
+class ReplayError(IngestError):
+    """A validly signed batch carrying an event the hub has already settled: dropped without an answer."""

@@ -38,13 +38,14 @@ from edge.devices.pos import (
 from edge.devices.pos import parse_request as parse_pos_request
 from edge.devices.rdm6300 import CardRead, Debouncer, Rdm6300Parser
 from edge.devices.serial_line import SerialLine
-from edge.errors import FrameError, PosRequestError, StoreError
+from edge.errors import FrameError, PosRequestError, StoreError, UnreadableRow
 from edge.logthrottle import LogThrottle
 from edge.settings import EdgeSettings, TillSettings
 from edge.store.bootstrap import open_identity
 from edge.store.crypto import card_token
 from edge.store.journal import Journal
 from edge.sync.uplink import Uplink
+from protocol.canonical import canonical_bytes, sha256_hex
 from protocol.events import LineItem, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
 from protocol.loyalty import EarningRule
@@ -96,6 +97,7 @@ class Agent:
         self.journal = journal
         self._pepper = pepper
         self._store_log = LogThrottle(log)
+        self._unreadable_log = LogThrottle(log)
         self._rule = EarningRule(
             rule_id=settings.loyalty.rule_id, ticket_basis_points=settings.loyalty.ticket_basis_points
         )
@@ -217,6 +219,15 @@ class Agent:
         except ValidationError as exc:
             # The POS protocol let through what the event model refuses: refuse the request, clearly.
             return self._reject(till_id, request.sale_id, f"{exc.error_count()} field(s) out of range")
+        except UnreadableRow as exc:
+            # A repeat of a sale whose recorded answer no longer opens: sell without loyalty (the first
+            # answer stands for the member); the journal itself works.
+            self.counters["sales_failed_open"] += 1
+            self._unreadable_log.warning("sale %s at till %s was recorded but %s; answered without loyalty",
+                                         request.sale_id, till_id, exc)
+            answer = SaleAnswer(sale_id=request.sale_id, status="error",
+                                loyalty={"status": "unavailable", "points": 0, "balance": None}, card=None,
+                                message="loyalty unavailable")
         except StoreError as exc:
             # Fail open: the till sells without loyalty rather than wait on a broken store. A full disk
             # fails every sale alike: one line when it starts, a summary a minute, one when it ends.
@@ -255,7 +266,11 @@ class Agent:
                     if same:
                         self.counters["sales_repeated"] += 1
                     else:
-                        # The first sale stands; the attempt is kept for HQ, and earns nothing.
+                        # The first sale stands; the attempt is kept for HQ, and earns nothing. Once per
+                        # content: a till sending the same conflicting request again adds nothing.
+                        attempt = {"cashier": request.cashier, "currency": request.currency,
+                                   "items": [item.model_dump(mode="json") for item in items]}
+                        attempt_key = f"{sale_key}:conflict:{sha256_hex(canonical_bytes(attempt))[:32]}"
                         conflict = SaleConflict(
                             site_id=self.settings.site_id,
                             till_id=till_id,
@@ -266,13 +281,15 @@ class Agent:
                             items=items,
                             total=sum(item.amount for item in items),
                         )
-                        tx.append(
-                            type=SaleConflict.event_type,
-                            payload=conflict.model_dump(mode="json"),
-                            event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
-                            occurred_at=datetime.now(UTC),
-                            clock_ok=self._clock_state(),
-                        )
+                        if tx.find_sale(attempt_key) is None:
+                            tx.append(
+                                type=SaleConflict.event_type,
+                                payload=conflict.model_dump(mode="json"),
+                                event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
+                                occurred_at=datetime.now(UTC),
+                                clock_ok=self._clock_state(),
+                                sale_key=attempt_key,
+                            )
                 else:
                     token = pending.token if pending else None
                     sale = decide_sale(

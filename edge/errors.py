@@ -6,7 +6,8 @@
     │   └── FrameError     bytes on a line that do not form a valid frame (reported, never fatal)
     ├── PosRequestError    a well-framed POS message whose content is not a valid request
     ├── StoreError         the journal or its keys cannot be read or written
-    │   └── KeyFileError   the device master key is missing, unreadable or malformed
+    │   ├── KeyFileError   the device master key is missing, unreadable or malformed
+    │   └── UnreadableRow  one journal row does not open (altered on disk, or sealed under another key)
     └── SyncError          the MQTT link cannot be set up
 """
 
@@ -50,6 +51,10 @@ class StoreError(EdgeError):
 
 class KeyFileError(StoreError):
     """The device master key file is missing, unreadable or malformed."""
+
+
+class UnreadableRow(StoreError):
+    """One journal row does not open: the rest of the journal works (the row is quarantined)."""
 
 
 class SyncError(EdgeError):

@@ -74,7 +74,11 @@ class EventBatch(BaseModel):
 class Ack(BaseModel):
     """The hub holds every event of `device_id` up to `acked_seq`, committed.
 
+    `acked_hash` is the hash of the event the hub holds at `acked_seq`: a box advances only when it is
+    the hash of its own event there (two journals under one identity must not ack each other's events).
     `resend_from` asks the box to publish again from that seq (a gap, or a batch that failed to store).
+    With `error`, `refused_seq`/`refused_hash` name the event the hub refused: a box holds back only for
+    an error about its own event, so a replayed error about another journal's event stalls nobody.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
@@ -82,8 +86,11 @@ class Ack(BaseModel):
     schema_: Literal["marquee.ack/1"] = Field(default="marquee.ack/1", alias="schema")
     device_id: Id
     acked_seq: Count
+    acked_hash: Hash | None = None
     resend_from: Seq | None = None
     error: Annotated[str, Field(max_length=200)] | None = None
+    refused_seq: Seq | None = None
+    refused_hash: Hash | None = None
 
 
 class DeviceStatus(BaseModel):

@@ -79,7 +79,8 @@ async def get_current_user(
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> UserRow:
     """The user named by HTTP Basic credentials; 401 with a Basic challenge otherwise, 429 when logins
-    are throttled (the password is then not checked), 403 for a role the hub cannot enforce yet."""
+    are throttled (the password is then not checked; a username's limit spares the addresses it signed
+    in from lately), 403 for a role the hub cannot enforce yet."""
     if credentials is None:
         raise _unauthorized()
     guard: LoginGuard = request.app.state.login_guard
@@ -128,6 +129,8 @@ async def get_current_user(
         raise HTTPException(
             status_code=status.HTTP_403_FORBIDDEN, detail=UNSCOPED_ROLE_REFUSAL.format(role=user.role)
         )
+    # So that a stranger's failures for this username do not lock this address out.
+    guard.record_success(client=client, username=username, now=time.monotonic())
     return user
 
 

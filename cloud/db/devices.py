@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from cloud.db.dialect import insert_or_ignore
 from cloud.db.schema import chain_conflicts, devices, sites
-from cloud.errors import StoreError
+from cloud.errors import RegistryError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ def register_device(
     conn: sa.Connection, *, site_id: str, device_id: str, public_key: str, at: datetime, replace_key: bool = False
 ) -> str:
     """Register a box's public key for a site; returns what changed ("registered", "key replaced",
-    "unchanged"). StoreError when the device belongs to another site or has another key and
+    "unchanged"). RegistryError when the device belongs to another site or has another key and
     `replace_key` is not set."""
     existing = conn.execute(
         sa.select(devices.c.site_id, devices.c.public_key, devices.c.revoked_at)
@@ -66,7 +66,7 @@ def register_device(
         .with_for_update()
     ).one_or_none()
     if existing is not None and existing.site_id != site_id:
-        raise StoreError(
+        raise RegistryError(
             f"device {device_id} belongs to site {existing.site_id}; a device id never moves to another site"
         )
     insert_or_ignore(conn, sites, {"site_id": site_id})
@@ -81,11 +81,11 @@ def register_device(
     if same_key and existing.revoked_at is None:
         return "unchanged"
     if existing.public_key is not None and not same_key and not replace_key:
-        raise StoreError(
+        raise RegistryError(
             f"device {device_id} is registered with another key; pass --replace-key to register this one"
         )
     if existing.revoked_at is not None and not replace_key:
-        raise StoreError(f"device {device_id} was revoked; pass --replace-key to register it again")
+        raise RegistryError(f"device {device_id} was revoked; pass --replace-key to register it again")
     conn.execute(
         sa.update(devices)
         .where(devices.c.device_id == device_id)

@@ -58,7 +58,9 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         else:
             make_private(path)
     try:
-        engine = sa.create_engine(parsed, **kwargs)
+        # hide_parameters: a statement's values (event bodies, card tokens) never reach an error message or
+        # a log line through SQLAlchemy's "[parameters: ...]".
+        engine = sa.create_engine(parsed, hide_parameters=True, **kwargs)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         raise ConfigError(
             f"cannot use database_url {parsed.render_as_string(hide_password=True)}: {exc}"
@@ -119,17 +121,39 @@ def alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the database schema up to the newest migration; StoreError when the database fails."""
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the database schema up to `revision` (the newest by default); StoreError when it fails."""
     try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Several hub processes may start together; only one may create the tables.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-            command.upgrade(alembic_config(conn), "head")
+        if engine.dialect.name == "sqlite":
+            _migrate_sqlite(engine, revision)
+        else:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Several hub processes may start together; only one may create the tables.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                command.upgrade(alembic_config(conn), revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate {describe(engine)}: {_first_line(exc)}") from exc
-    log.info("database %s is at the newest schema", describe(engine))
+    log.info("database %s is at schema %s", describe(engine), revision)
+
+
+def _migrate_sqlite(engine: sa.Engine, revision: str) -> None:
+    # SQLite changes a column by rebuilding its table (Alembic's batch mode), which drops the old table:
+    # with foreign keys enforced that fails as soon as another table's rows refer to it. Enforcement is
+    # switched off for the migration (it can only change outside a transaction) and the references are
+    # checked before the commit instead.
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            with conn.begin():
+                command.upgrade(alembic_config(conn), revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(f"migration left {len(broken)} row(s) referring to nothing; rolled back")
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 def database_ok(engine: sa.Engine) -> bool:

@@ -10,7 +10,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.db.dialect import upsert_add
-from cloud.db.schema import box_office, chain_conflicts, devices, event_gaps, events, ingest_rejects, sites
+from cloud.db.schema import (
+    box_office,
+    chain_conflicts,
+    devices,
+    event_archive,
+    event_gaps,
+    events,
+    ingest_rejects,
+    sites,
+)
 from protocol.events import Event
 from protocol.messages import LostEvent
 
@@ -25,6 +34,8 @@ class DeviceHead:
     site_id: str
     last_seq: int
     last_hash: str | None
+    public_key: str | None = None
+    revoked: bool = False
 
 
 def lock_site(conn: sa.Connection, *, site_id: str, seen_at: datetime | None) -> bool:
@@ -46,14 +57,17 @@ def lock_site(conn: sa.Connection, *, site_id: str, seen_at: datetime | None) ->
 
 def lock_device(conn: sa.Connection, *, device_id: str) -> DeviceHead | None:
     """The registered device's chain head under its row lock; None when it is not registered."""
+    col = devices.c
     row = conn.execute(
-        sa.select(devices.c.device_id, devices.c.site_id, devices.c.last_seq, devices.c.last_hash)
-        .where(devices.c.device_id == device_id)
+        sa.select(col.device_id, col.site_id, col.last_seq, col.last_hash, col.public_key, col.revoked_at)
+        .where(col.device_id == device_id)
         .with_for_update()
     ).one_or_none()
     if row is None:
         return None
-    return DeviceHead(row.device_id, row.site_id, int(row.last_seq), row.last_hash)
+    return DeviceHead(
+        row.device_id, row.site_id, int(row.last_seq), row.last_hash, row.public_key, row.revoked_at is not None
+    )
 
 
 def insert_events(
@@ -136,6 +150,37 @@ def stored_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int)
     return held
 
 
+def hash_at(conn: sa.Connection, *, device_id: str, seq: int) -> str | None:
+    """The hash the hub holds at the device's `seq` (an event's, or a lost event's); None for seq 0 or
+    a lost event the box could not name."""
+    if seq == 0:
+        return None
+    for table in (events, event_gaps):
+        value = conn.execute(
+            sa.select(table.c.hash).where(table.c.device_id == device_id, table.c.seq == seq)
+        ).scalar_one_or_none()
+        if value is not None:
+            return str(value)
+    return None
+
+
+def settled_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int) -> set[tuple[int, str]]:
+    """(seq, hash) pairs of the device in first..last that an owner's resolution took out of its chain:
+    events archived by `--keep box`, and the refused side of conflicts resolved with `--keep hub`."""
+    archived = conn.execute(
+        sa.select(event_archive.c.seq, event_archive.c.hash).where(
+            event_archive.c.device_id == device_id, event_archive.c.seq.between(first, last)
+        )
+    )
+    col = chain_conflicts.c
+    refused = conn.execute(
+        sa.select(col.seq, col.received_hash).where(
+            col.device_id == device_id, col.seq.between(first, last), col.resolution == "hub"
+        )
+    )
+    return {(int(seq), str(value)) for seq, value in [*archived, *refused]}
+
+
 def insert_gaps(conn: sa.Connection, *, device_id: str, lost: Sequence[LostEvent], received_at: datetime) -> None:
     """Record the events the box reported lost, and count them on the device."""
     if not lost:
@@ -161,9 +206,17 @@ def insert_gaps(conn: sa.Connection, *, device_id: str, lost: Sequence[LostEvent
 
 
 def record_conflict(
-    conn: sa.Connection, *, device_id: str, seq: int, held_hash: str | None, event: Event, at: datetime
+    conn: sa.Connection,
+    *,
+    device_id: str,
+    seq: int,
+    held_hash: str | None,
+    event: Event,
+    body: Mapping[str, Any],
+    at: datetime,
 ) -> bool:
-    """Keep the signed event that clashed with the chain, once per (device, seq, hash) while open."""
+    """Keep the signed event that clashed with the chain (`body`: as it may be stored), once per
+    (device, seq, hash) while open; False when it was on record already."""
     col = chain_conflicts.c
     exists = conn.execute(
         sa.select(col.id)
@@ -178,7 +231,7 @@ def record_conflict(
             seq=seq,
             held_hash=held_hash,
             received_hash=event.hash,
-            received_body=event.model_dump(mode="json", by_alias=True),
+            received_body=dict(body),
             detected_at=at,
         )
     )
@@ -202,6 +255,7 @@ def record_reject(
     reason: str,
     detail: str,
     seq: int | None = None,
+    times: int = 1,
 ) -> bool:
     """Keep a row about a message the hub refused: the reason and field names, never the raw payload.
 
@@ -220,7 +274,7 @@ def record_reject(
     row = conn.execute(sa.select(col.id).where(same_refusal).limit(1)).first()
     if row is not None:
         conn.execute(
-            sa.update(ingest_rejects).where(col.id == row.id).values(count=col.count + 1, last_at=received_at)
+            sa.update(ingest_rejects).where(col.id == row.id).values(count=col.count + times, last_at=received_at)
         )
         return False
     conn.execute(
@@ -231,6 +285,7 @@ def record_reject(
             reason=reason,
             detail=detail,
             seq=seq,
+            count=times,
             last_at=received_at,
         )
     )

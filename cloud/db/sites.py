@@ -76,12 +76,16 @@ def apply_status(
     previous = row.status or {}
     body = status.model_dump(mode="json", by_alias=True)
     body.pop("signature", None)
-    if status.online and _older(body.get("sent_at"), previous.get("sent_at")):
-        return False  # a replayed or reordered heartbeat says nothing new
+    if status.online and not _newer(body.get("sent_at"), previous.get("sent_at")):
+        return False  # a replayed, repeated or reordered heartbeat says nothing new
     if not status.online:
         box_last = max(status.last_seq, _int(previous.get("last_seq")))
         body["last_seq"] = box_last
         body["backlog"] = max(0, box_last - int(row.last_seq))
+        # The will was written at connect time: keep the newest heartbeat's stamp as the mark any later
+        # heartbeat must pass, so a replay of one sent before the box died cannot bring it back online.
+        if _newer(previous.get("sent_at"), body.get("sent_at")):
+            body["sent_at"] = previous["sent_at"]
     values: dict[str, Any] = {"online": status.online, "status": body, "status_at": received_at}
     if seen_at is not None:
         values["last_seen"] = sa.func.coalesce(
@@ -91,9 +95,14 @@ def apply_status(
     return True
 
 
-def _older(sent_at: object, held: object) -> bool:
-    # Both are the wire's fixed-width UTC form (YYYY-MM-DDTHH:MM:SS.ffffffZ), which sorts as text.
-    return isinstance(sent_at, str) and isinstance(held, str) and sent_at < held
+def _newer(sent_at: object, held: object) -> bool:
+    """True unless both stamps are known and `sent_at` is not after `held`.
+
+    Both are the wire's fixed-width UTC form (YYYY-MM-DDTHH:MM:SS.ffffffZ), which sorts as text. A box
+    whose clock steps back is taken as online again once its clock passes its last stamp (or, sooner,
+    shown online by its events).
+    """
+    return not (isinstance(sent_at, str) and isinstance(held, str) and sent_at <= held)
 
 
 def _int(value: object) -> int:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from cloud.db import ingest as db
 from cloud.db.schema import chain_conflicts, devices, event_archive, event_gaps, events
-from cloud.errors import StoreError
+from cloud.errors import RegistryError
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from cloud.ingest.store import check_payload
 from protocol.events import Event, SaleRecorded
@@ -37,19 +37,19 @@ class Resolution:
 
 
 def resolve_conflicts(conn: sa.Connection, *, device_id: str, keep: Keep, at: datetime, note: str | None) -> Resolution:
-    """Close the device's open conflicts the way the owner chose; StoreError when there is none."""
+    """Close the device's open conflicts the way the owner chose; RegistryError when there is none."""
     col = chain_conflicts.c
     device = conn.execute(
         sa.select(devices.c.site_id, devices.c.last_seq).where(devices.c.device_id == device_id).with_for_update()
     ).one_or_none()
     if device is None:
-        raise StoreError(f"device {device_id} is not registered")
+        raise RegistryError(f"device {device_id} is not registered")
     open_rows = conn.execute(
         sa.select(col.id, col.seq, col.held_hash).where(col.device_id == device_id, col.resolved_at.is_(None))
         .order_by(col.seq)
     ).all()
     if not open_rows:
-        raise StoreError(f"device {device_id} has no open chain conflict")
+        raise RegistryError(f"device {device_id} has no open chain conflict")
     archived, head_seq = 0, int(device.last_seq)
     if keep == "box":
         first = open_rows[0]
@@ -98,22 +98,10 @@ def _archive_from(
     gaps = conn.execute(
         sa.delete(event_gaps).where(event_gaps.c.device_id == device_id, event_gaps.c.seq >= start)
     ).rowcount
-    head_hash = _hash_at(conn, device_id=device_id, seq=start - 1)
+    head_hash = db.hash_at(conn, device_id=device_id, seq=start - 1)
     conn.execute(
         sa.update(devices)
         .where(devices.c.device_id == device_id)
         .values(last_seq=start - 1, last_hash=head_hash, lost_events=devices.c.lost_events - gaps)
     )
     return len(rows)
-
-
-def _hash_at(conn: sa.Connection, *, device_id: str, seq: int) -> str | None:
-    if seq == 0:
-        return None
-    for table in (events, event_gaps):
-        value = conn.execute(
-            sa.select(table.c.hash).where(table.c.device_id == device_id, table.c.seq == seq)
-        ).scalar_one_or_none()
-        if value is not None:
-            return str(value)
-    return None

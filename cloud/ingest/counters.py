@@ -23,6 +23,7 @@ class IngestCounters:
     gaps: int = 0
     lost_events: int = 0
     conflicts: int = 0
+    replays: int = 0
     bad_payloads: int = 0
     store_failures: int = 0
     acks_sent: int = 0

@@ -21,8 +21,9 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 from cloud.db import ingest as db
 from cloud.db.devices import DeviceIdentity, device_identity
 from cloud.db.sites import apply_status
-from cloud.errors import IngestError, StoreError
+from cloud.errors import IngestError, ReplayError, StoreError
 from cloud.ingest.counters import IngestCounters, Throttle
+from cloud.ingest.refusals import RefusalLedger, fixed_detail
 from cloud.ingest.store import IngestResult, reject_batch, store_batch
 from protocol.codec import decode, encode
 from protocol.errors import MalformedMessage, SignatureError, TopicError
@@ -59,6 +60,7 @@ class MessageHandler:
         self._auth_log = Throttle(log)
         self._lost_log = Throttle(log)
         self._chain_log = Throttle(log)
+        self._refusals = RefusalLedger()
         self._db_ok = True
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
@@ -91,15 +93,22 @@ class MessageHandler:
             return
         # Authenticate before anything else: a refused batch changes no state and gets no ack, so a
         # stranger publishing on a box's topic can neither write into its chain nor stall it.
-        if not self._authenticated(topic, ref.site_id, batch, received_at):
+        key = self._authenticated(topic, ref.site_id, batch, received_at)
+        if key is None:
             return
         site_id = ref.site_id
         try:
             result = self._transaction(
-                lambda conn: store_batch(conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic)
+                lambda conn: store_batch(
+                    conn, batch=batch, site_id=site_id, received_at=received_at, topic=topic, verified_with=key
+                )
             )
         except StoreError:
             return  # no ack: the box keeps the events and resends them
+        except ReplayError:
+            self.counters.replays += 1
+            self._auth_log.warning("dropped a replayed batch on %s: its events were settled by the owner", topic)
+            return
         except IngestError as exc:
             # The database is fine; this batch is not (an event id clashing with a held one, say).
             detail = str(exc)
@@ -137,20 +146,21 @@ class MessageHandler:
             return None
         return identity
 
-    def _authenticated(self, topic: str, site_id: str, batch: EventBatch, received_at: datetime) -> bool:
+    def _authenticated(self, topic: str, site_id: str, batch: EventBatch, received_at: datetime) -> str | None:
+        """The registered key that verified the batch; None (refused, said why) when none did."""
         identity = self._identity(topic, site_id, batch.device_id, received_at)
-        if identity is None:
-            return False
+        if identity is None or identity.public_key is None:
+            return None
         try:
             verify_batch(batch, _public_key(identity.public_key))
         except SignatureError as exc:
             self.counters.unauthenticated += 1
             self._refuse(topic, batch.device_id, "bad_signature", str(exc), received_at, count=False)
-            return False
+            return None
         except MalformedMessage as exc:
             self._malformed(topic, batch.device_id, str(exc), received_at)
-            return False
-        return True
+            return None
+        return identity.public_key
 
     def _count(self, result: IngestResult, topic: str) -> None:
         counters = self.counters
@@ -220,7 +230,7 @@ class MessageHandler:
     def _malformed(self, topic: str, device_id: str | None, reason: str, received_at: datetime) -> None:
         self.counters.malformed += 1
         self._malformed_log.warning("malformed message on %s: %s", topic[:120], reason)
-        self._try_record(topic, device_id, "malformed", reason, received_at)
+        self._record_refusal(topic, device_id, "malformed", reason, received_at)
 
     def _refuse(
         self, topic: str, device_id: str, reason: str, detail: str, received_at: datetime, *, count: bool = True
@@ -229,11 +239,18 @@ class MessageHandler:
         if count:
             self.counters.rejected += 1
         self._auth_log.warning("refused a message on %s: %s (%s)", topic[:120], reason, detail)
-        self._try_record(topic, device_id, reason, detail, received_at)
+        self._record_refusal(topic, device_id, reason, detail, received_at)
 
-    def _try_record(
+    def _record_refusal(
         self, topic: str, device_id: str | None, reason: str, detail: str, received_at: datetime
     ) -> None:
+        """Write the refusal (and those held back since) once a minute per device and reason, and only
+        for a registered device: see `cloud.ingest.refusals`."""
+        if device_id is None:
+            return
+        times = self._refusals.add(device_id, reason, time.monotonic())
+        if times is None:
+            return
         try:
             self._transaction(
                 lambda conn: db.record_reject(
@@ -242,8 +259,11 @@ class MessageHandler:
                     topic=topic,
                     device_id=device_id,
                     reason=reason,
-                    detail=detail,
+                    detail=fixed_detail(detail),
+                    times=times,
                 )
+                if device_identity(conn, device_id=device_id) is not None
+                else False
             )
         except (StoreError, IngestError):
             pass  # already counted and logged

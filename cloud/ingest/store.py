@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.db import ingest as db
-from cloud.errors import IngestError
+from cloud.errors import IngestError, ReplayError
 from cloud.ingest.plan import BatchPlan, held_range, items_of, plan_batch
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from protocol.errors import MalformedMessage
@@ -64,20 +64,28 @@ def store_batch(
     site_id: str,
     received_at: datetime,
     topic: str | None = None,
+    verified_with: str | None = None,
 ) -> IngestResult:
     """Like `ingest_batch`, with counts of what was stored, skipped or refused.
 
-    IngestError when the device is not (or no longer) registered for the site: checked again here,
-    under the row lock, because a revocation may have landed since the signature was checked.
+    IngestError when the device is not (or no longer) registered for the site, or (given
+    `verified_with`, the key its signature was checked against) its key changed since: checked again
+    here, under the row lock, because a revocation or a new key may have landed in between.
     """
     topic = topic or device_topic(site_id, batch.device_id, "events")
     device_id = batch.device_id
+    items = items_of(batch.events, batch.lost)
+    settled = db.settled_hashes(conn, device_id=device_id, first=items[0].seq, last=items[-1].seq)
+    if any((event.seq, event.hash) in settled for event in batch.events):
+        # Signed, but settled by the owner already: answering it would only disturb the genuine box.
+        raise ReplayError(f"device {device_id}: a batch with an event the owner's resolution settled")
     site_known = db.lock_site(conn, site_id=site_id, seen_at=received_at)
     head = db.lock_device(conn, device_id=device_id)
-    if not site_known or head is None or head.site_id != site_id:
+    if not site_known or head is None or head.site_id != site_id or head.revoked:
         raise IngestError(f"device {device_id} is not registered for site {site_id}")
+    if verified_with is not None and head.public_key != verified_with:
+        raise IngestError(f"device {device_id} has a new key since this batch was verified")
 
-    items = items_of(batch.events, batch.lost)
     span = held_range(items, last_seq=head.last_seq)
     held = db.stored_hashes(conn, device_id=device_id, first=span[0], last=span[1]) if span else {}
     plan = plan_batch(items, last_seq=head.last_seq, last_hash=head.last_hash, held=held)
@@ -92,22 +100,35 @@ def store_batch(
     if plan.conflict is not None:
         conflict = plan.conflict
         reason = str(conflict.error)
-        db.record_conflict(
-            conn, device_id=device_id, seq=conflict.event.seq, held_hash=conflict.held_hash, event=conflict.event,
-            at=received_at,
+        # Kept for the owner's investigation, under the rule every stored event follows: a payload that
+        # does not validate is kept as its envelope and field names only.
+        checked = check_payload(conflict.event, site_id=site_id)
+        body = (
+            checked.body(conflict.event)
+            if isinstance(checked, PayloadRefusal)
+            else conflict.event.model_dump(mode="json", by_alias=True)
         )
+        if db.record_conflict(
+            conn, device_id=device_id, seq=conflict.event.seq, held_hash=conflict.held_hash, event=conflict.event,
+            body=body, at=received_at,
+        ):
+            db.mark_chain_broken(conn, device_id=device_id, at=received_at, error=reason)
         db.record_reject(
             conn, received_at=received_at, topic=topic, device_id=device_id, reason="chain_conflict", detail=reason,
             seq=conflict.event.seq,
         )
-        db.mark_chain_broken(conn, device_id=device_id, at=received_at, error=reason)
-        # No resend_from: the box would resend the same clashing event forever.
-        ack = Ack(device_id=device_id, acked_seq=plan.last_seq, error="chain_conflict")
+        # The box's events are held up to the seq before the clash at most; no resend_from: the box
+        # would resend the same clashing event forever.
+        acked = min(plan.last_seq, conflict.event.seq - 1)
+        acked_hash = plan.last_hash if acked == plan.last_seq else db.hash_at(conn, device_id=device_id, seq=acked)
+        ack = Ack(device_id=device_id, acked_seq=acked, acked_hash=acked_hash, error="chain_conflict",
+                  refused_seq=conflict.event.seq, refused_hash=conflict.event.hash)
         return IngestResult(ack, stored, duplicates, lost, conflict=True, bad_payloads=bad_payloads)
     if plan.resend_from is not None:
-        ack = Ack(device_id=device_id, acked_seq=plan.last_seq, resend_from=plan.resend_from)
+        ack = Ack(device_id=device_id, acked_seq=plan.last_seq, acked_hash=plan.last_hash,
+                  resend_from=plan.resend_from)
         return IngestResult(ack, stored, duplicates, lost, gap=True, bad_payloads=bad_payloads)
-    ack = Ack(device_id=device_id, acked_seq=plan.last_seq)
+    ack = Ack(device_id=device_id, acked_seq=plan.last_seq, acked_hash=plan.last_hash)
     return IngestResult(ack, stored, duplicates, lost, bad_payloads=bad_payloads)
 
 
@@ -171,4 +192,13 @@ def reject_batch(
         seq=batch.first_seq,
     )
     acked = db.acked_seq_of(conn, device_id=batch.device_id, site_id=site_id)
-    return IngestResult(Ack(device_id=batch.device_id, acked_seq=acked, error="rejected"), rejected="rejected")
+    first = items_of(batch.events, batch.lost)[0]
+    ack = Ack(
+        device_id=batch.device_id,
+        acked_seq=acked,
+        acked_hash=db.hash_at(conn, device_id=batch.device_id, seq=acked),
+        error="rejected",
+        refused_seq=first.seq,
+        refused_hash=first.hash,
+    )
+    return IngestResult(ack, rejected="rejected")

@@ -3,7 +3,8 @@
 The journal is also the outbox: rows above `acked_seq` are what the hub has not confirmed yet.
 Readable columns hold no personal data: seq, ids, type, time, hashes, the till's sale key.
 A row that no longer opens (altered on disk, or sealed under a lost key) is quarantined: copied aside,
-counted, and sent to the hub as a lost event, so that everything after it still syncs.
+counted, and sent to the hub as a lost event, so that everything after it still syncs. So is a row that
+SQLite itself cannot read any more (a damaged page of the file), see `Journal._read_rows_one_by_one`.
 The folder is 0700 and its files 0600 whatever the umask: they hold the box's whole sales history.
 """
 
@@ -17,7 +18,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from uuid import UUID
 import sqlite_utils
 from pydantic import ValidationError
 
-from edge.errors import StoreError
+from edge.errors import StoreError, UnreadableRow
 from edge.store.crypto import Sealer
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, HASH_PATTERN, Event
@@ -35,7 +36,11 @@ from protocol.messages import LostEvent
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 UNREADABLE = "unreadable"
+UNREADABLE_PAGE = "unreadable_page"
 _HASH_RE = re.compile(HASH_PATTERN)
+_MAX_PAGE_LOSSES = 10_000  # rows lost to damaged pages remembered per run (so each is recorded and counted once)
+_OUTBOX_SQL = ("SELECT j.seq, j.hash, j.key_id, j.body, q.reason FROM journal j "
+               "LEFT JOIN quarantine q ON q.seq = j.seq WHERE j.seq >= ? ORDER BY j.seq LIMIT ?")
 
 
 def secure_folder(path: Path) -> None:
@@ -59,6 +64,11 @@ def secure_files(path: Path) -> None:
                 log.info("tightened %s to mode 0600", candidate)
         except FileNotFoundError:
             continue
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """The file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB): unlike a locked database, retrying will not help."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -136,6 +146,11 @@ class Journal:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare journal {path}: {exc}") from exc
         self._last_seq, self._last_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+        self._committed_seq = self._last_seq  # unlike _last_seq, never a row still being written
+        self._damaged = False
+        self._page_losses: set[int] = set()
+        self._unrecorded = 0  # rows lost to damaged pages that the quarantine table refused to record
+        self._figures: JournalStats | None = None  # the last figures read, for when the file no longer gives them
 
     def close(self) -> None:
         """Close both connections."""
@@ -150,11 +165,14 @@ class Journal:
         return f"{self.device_id}:{seq}".encode()
 
     def _decode(self, seq: int, blob: bytes) -> Event:
-        plain = self._sealer.open(blob, self._aad(seq))
+        try:
+            plain = self._sealer.open(blob, self._aad(seq))
+        except StoreError as exc:
+            raise UnreadableRow(f"journal row #{seq} does not open (altered, moved or wrong key)") from exc
         try:
             return Event.model_validate_json(plain)
         except ValidationError as exc:
-            raise StoreError(f"journal row #{seq} opens but does not hold an event") from exc
+            raise UnreadableRow(f"journal row #{seq} opens but does not hold an event") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[JournalTransaction]:
@@ -166,6 +184,7 @@ class Journal:
                 tx = JournalTransaction(self)
                 yield tx
                 self._conn.execute("COMMIT")
+                self._committed_seq = self._last_seq
             except BaseException as exc:
                 self._last_seq, self._last_hash = start
                 if self._conn.in_transaction:
@@ -190,16 +209,15 @@ class Journal:
 
     def read_outbox(self, *, from_seq: int, limit: int) -> list[Event | LostEvent]:
         """Up to `limit` items from `from_seq` on, for the hub: each row as its event, or as a lost event
-        when it does not open (the row is then quarantined, once)."""
+        when it does not open or cannot be read (the row is then quarantined, once)."""
         with self._read_lock:
             try:
-                rows = self._read_conn.execute(
-                    "SELECT j.seq, j.hash, j.key_id, j.body, q.reason FROM journal j "
-                    "LEFT JOIN quarantine q ON q.seq = j.seq WHERE j.seq >= ? ORDER BY j.seq LIMIT ?",
-                    (from_seq, limit),
-                ).fetchall()
+                rows = self._read_conn.execute(_OUTBOX_SQL, (from_seq, limit)).fetchall()
             except sqlite3.Error as exc:
-                raise StoreError(f"journal read failed: {exc}") from exc
+                if not _is_damage(exc):
+                    raise StoreError(f"journal read failed: {exc}") from exc
+                self._found_damaged(exc)
+                rows = self._read_rows_one_by_one(from_seq, limit)
         items: list[Event | LostEvent] = []
         for seq, row_hash, key_id, body, reason in rows:
             if reason is None:
@@ -208,31 +226,106 @@ class Journal:
                     continue
                 except StoreError:
                     reason = UNREADABLE
-                    self._quarantine(int(seq), row_hash, key_id, body, reason)
+                    log.error("journal row #%d does not open; set aside and reported to the hub as lost", seq)
+                    if not self._quarantine(int(seq), row_hash, key_id, body, reason):
+                        log.warning("could not record the quarantine of row #%d; the next read tries again", seq)
             known = row_hash if isinstance(row_hash, str) and _HASH_RE.match(row_hash) else None
+            if reason == UNREADABLE_PAGE:
+                self._set_aside_page_loss(int(seq), known)
             items.append(LostEvent(seq=int(seq), hash=known, reason=reason))
         return items
 
-    def _quarantine(self, seq: int, row_hash: object, key_id: object, body: object, reason: str) -> None:
-        log.error("journal row #%d does not open (%s); set aside and reported to the hub as lost", seq, reason)
+    def _read_rows_one_by_one(self, from_seq: int, limit: int) -> list[tuple[Any, ...]]:
+        """The rows of `read_outbox`, read one seq at a time because the range query hit a damaged page.
+
+        A range query fails as a whole at the first page SQLite cannot read; a lookup by seq only reads the
+        pages on the way to its row, so every row elsewhere still reads. Seqs are gapless up to the last
+        one committed, so each seq from `from_seq` gives one row, up to `limit`: a row that cannot be read,
+        or is missing, comes back as lost with reason UNREADABLE_PAGE (and its hash, if that column still
+        reads). The caller holds the read lock; an error other than damage (a locked file) is a StoreError.
+        """
+        rows: list[tuple[Any, ...]] = []
+        try:
+            for seq in range(from_seq, min(self._committed_seq, from_seq + limit - 1) + 1):
+                row = self._read_row("SELECT seq, hash, key_id, body FROM journal WHERE seq = ?", seq)
+                if row is None:
+                    found = self._read_row("SELECT hash FROM journal WHERE seq = ?", seq)
+                    rows.append((seq, found[0] if found else None, None, None, UNREADABLE_PAGE))
+                else:
+                    # Apart from the journal row: a damaged quarantine table must not make sound rows lost.
+                    quarantined = self._read_row("SELECT reason FROM quarantine WHERE seq = ?", seq)
+                    rows.append((*row, quarantined[0] if quarantined else None))
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal read failed: {exc}") from exc
+        return rows
+
+    def _read_row(self, sql: str, seq: int) -> tuple[Any, ...] | None:
+        """The row `sql` finds for `seq`; None when there is none or it lies on a damaged page."""
+        try:
+            row: tuple[Any, ...] | None = self._read_conn.execute(sql, (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            if not _is_damage(exc):
+                raise
+            return None
+        return row
+
+    def _found_damaged(self, exc: sqlite3.Error) -> None:
+        """Say once per run that the file is damaged: a file does not mend itself, so there is no all-clear."""
+        if not self._damaged:
+            self._damaged = True
+            log.error("journal read failed (%s): the journal file is damaged; rows that cannot be read are "
+                      "reported to the hub as lost; back up the data folder and plan a replacement of the storage",
+                      exc)
+
+    def _set_aside_page_loss(self, seq: int, known_hash: str | None) -> None:
+        """Record a row lost to a damaged page in the quarantine table, once per run (nothing of it could be
+        copied); a file that refuses that write too is counted in memory instead (`stats().quarantined`)."""
+        with self._write_lock:
+            if seq in self._page_losses or len(self._page_losses) >= _MAX_PAGE_LOSSES:
+                return
+            self._page_losses.add(seq)
+            if not self._quarantine(seq, known_hash, None, None, UNREADABLE_PAGE):
+                self._unrecorded += 1
+                if self._unrecorded == 1:
+                    log.warning("the damaged journal refuses writes to its quarantine table too; "
+                                "lost rows are counted in memory until the agent restarts")
+
+    def _quarantine(self, seq: int, row_hash: object, key_id: object, body: object, reason: str) -> bool:
+        """Copy a lost row into the quarantine table (a key found later may still open it); False if refused."""
         with self._write_lock:
             try:
                 self._conn.execute(
                     "INSERT OR IGNORE INTO quarantine(seq, hash, key_id, body, reason, detected_at) "
                     "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                    (seq, str(row_hash)[:64], str(key_id)[:64], body if isinstance(body, bytes) else b"", reason),
+                    (seq, _text(row_hash), _text(key_id), body if isinstance(body, bytes) else b"", reason),
                 )
-            except sqlite3.Error as exc:
-                # Still reported as lost from memory this time; the next read tries to record it again.
-                log.warning("could not record the quarantine of row #%d: %s", seq, exc)
+            except sqlite3.Error:
+                return False
+        return True
 
-    def stats(self) -> JournalStats:
-        """Last seq written, last seq the hub acknowledged, rows quarantined."""
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of the event at `seq` as the journal's readable column holds it; None when absent."""
         with self._read_lock:
             try:
-                return read_stats(self._read_conn)
+                row = self._read_conn.execute("SELECT hash FROM journal WHERE seq = ?", (seq,)).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"journal read failed: {exc}") from exc
+        return str(row[0]) if row else None
+
+    def stats(self) -> JournalStats:
+        """Last seq written, last seq the hub acknowledged, rows quarantined (with those a damaged file refused
+        to record). When the file is too damaged to give these figures: the last ones it gave, with the last
+        seq this process committed; StoreError if it never gave any."""
+        with self._read_lock:
+            try:
+                figures = read_stats(self._read_conn)
+            except sqlite3.Error as exc:
+                if not _is_damage(exc) or self._figures is None:
+                    raise StoreError(f"journal read failed: {exc}") from exc
+                self._found_damaged(exc)
+                figures = replace(self._figures, last_seq=max(self._figures.last_seq, self._committed_seq))
+            self._figures = figures
+        return replace(figures, quarantined=figures.quarantined + self._unrecorded)
 
     def mark_acked(self, acked_seq: int) -> int:
         """Record the hub's ack (never backwards, never past what exists); returns the acked seq now held."""
@@ -246,7 +339,13 @@ class Journal:
                 row = self._conn.execute("SELECT value FROM state WHERE key = 'acked_seq'").fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot record ack: {exc}") from exc
+        if self._figures is not None:
+            self._figures = replace(self._figures, acked_seq=int(row[0]))
         return int(row[0])
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)[:64]
 
 
 def read_stats(conn: sqlite3.Connection) -> JournalStats:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -71,9 +72,13 @@ class Uplink:
             "held_back": 0,
             "connects": 0,
             "lost_sent": 0,
+            "foreign_acks": 0,
         }
         self._loop_log = LogThrottle(log)
-        self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}")
+        self._foreign_log = LogThrottle(log)
+        # A client id nobody can guess: a broker drops a session when another client connects with its id,
+        # and any login (another box's) could otherwise keep this box off the broker that way.
+        self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}-{secrets.token_hex(6)}")
         self._client.on_pre_connect = self._on_pre_connect
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -192,6 +197,18 @@ class Uplink:
                       ack.acked_seq, self._journal.last_seq)
             return
         try:
+            if not self._ours(ack.acked_seq, ack.acked_hash):
+                # The hub holds another event at that seq: another journal under this identity (a clone,
+                # or this box restored from an old backup). Its progress is not ours to take.
+                self.counters["foreign_acks"] += 1
+                self._foreign_log.error("the hub holds another event than this box's at seq %d: two journals "
+                                        "under one identity (see marquee-hub devices conflicts)", ack.acked_seq)
+                return
+            if ack.error and ack.refused_seq is not None and not self._ours(ack.refused_seq, ack.refused_hash):
+                # An error about an event that is not ours (a replayed refusal of another journal's event):
+                # holding back for it would let anyone keep this box quiet.
+                self.counters["foreign_acks"] += 1
+                return
             held = self._journal.mark_acked(ack.acked_seq)
         except StoreError:
             self._loop_log.exception("could not record the hub's ack")
@@ -222,6 +239,10 @@ class Uplink:
         elif previous and self._refusal is None:
             log.info("hub accepts events again from seq %d", held + 1)
         self._wake.set()
+
+    def _ours(self, seq: int, event_hash: str | None) -> bool:
+        """True when the journal's event at `seq` has `event_hash` (None: the hub could not name it)."""
+        return event_hash is None or seq == 0 or self._journal.hash_at(seq) == event_hash
 
     def _run(self) -> None:
         heartbeat_due = time.monotonic() + self._settings.sync.heartbeat_s

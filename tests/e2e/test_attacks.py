@@ -120,6 +120,8 @@ def test_forgeries_are_refused_and_the_real_box_is_not_delayed(
         raw["events"][0]["payload"]["cashier_id"] = f"{CARD}\u0001"
         stranger.publish(EVENTS, json.dumps(raw).encode())
 
+        wait_for(lambda: hub.counters()["unauthenticated"] >= 5, timeout=15,
+                 what="the hub counting the five forgeries as refused")
         sold_at = datetime.now(UTC)
         assert site.pos.sale(sale("S-2")).status == "ok"
         wait_for(lambda: rows_by_key(hub, "site")["riverside"]["sales"] == 2, timeout=15,

@@ -61,13 +61,15 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 class Client:
     """A paho client that records what the broker answered."""
 
-    def __init__(self, broker: Mosquitto, username: str | None = None, password: str | None = None) -> None:
+    def __init__(self, broker: Mosquitto, username: str | None = None, password: str | None = None, *,
+                 client_id: str = "") -> None:
         self.connack: Any = None
         self.pubacks: dict[int, Any] = {}
         self.subacks: dict[int, list[Any]] = {}
         self.messages: list[mqtt.MQTTMessage] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                                  client_id=client_id)
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: setattr(self, "connack", rc)
@@ -154,3 +156,33 @@ def test_boxes_reach_the_hub_and_cannot_speak_for_each_other(tmp_path: Path, bro
         engine.dispose()
 
 
+
+
+def test_another_login_cannot_push_a_box_off_the_broker(tmp_path: Path, broker: Mosquitto) -> None:
+    """A broker drops a session when another client connects with its client id: the box's id must be
+    one that nobody can guess, whatever login they hold."""
+    settings = edge_settings(tmp_path, mqtt={"port": broker.port, "username": "riverside-box1",
+                                             "password": USERS["riverside-box1"]}, sync={"heartbeat_s": 0.2})
+    journal = new_journal(settings)
+    statuses: list[bytes] = []
+    uplink = Uplink(settings=settings, journal=journal, identity=Ed25519PrivateKey.generate(),
+                    status=lambda online: DeviceStatus(site_id="riverside", device_id="riverside-box1",
+                                                       online=online))
+    uplink.start()
+    rivals: list[Client] = []
+    try:
+        wait_for(lambda: uplink.connected, timeout=10, what="the box connected")
+        for guess in ("marquee-edge-riverside-box1", "riverside-box1", "marquee-riverside-box1"):
+            rivals.append(Client(broker, "harbour-box1", USERS["harbour-box1"], client_id=guess))
+        assert all(not rival.connack.is_failure for rival in rivals)
+        watcher = Client(broker, "marquee-hub", USERS["marquee-hub"])
+        rivals.append(watcher)
+        watcher.client.on_message = lambda c, u, msg: statuses.append(msg.payload)
+        watcher.subscribe(device_topic("riverside", "riverside-box1", "status"))
+        wait_for(lambda: len(statuses) >= 5, timeout=10, what="five more heartbeats from the box")
+        assert uplink.connected and uplink.counters["connects"] == 1
+    finally:
+        for rival in rivals:
+            rival.close()
+        uplink.stop()
+        journal.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,3 +241,34 @@ def test_a_card_is_not_spent_by_a_rejected_or_repeated_sale(agent: Agent) -> Non
     assert answer_of(agent.handle_sale("t1", request("S-1"), now=13.0)).status == "ok"  # a repeat
     answer = answer_of(agent.handle_sale("t1", request("S-3"), now=14.0))
     assert answer.loyalty is not None and answer.loyalty.status == "earned" and answer.card == "******51C6"
+
+
+def test_the_same_conflicting_request_sent_again_is_recorded_once(agent: Agent) -> None:
+    agent.handle_sale("t1", request("S-1"), now=11.0)
+    other = request("S-1", cashier="c99")
+    answers = [answer_of(agent.handle_sale("t1", other, now=12.0 + n)) for n in range(4)]
+    another = answer_of(agent.handle_sale("t1", request("S-1", currency="GBP"), now=20.0))
+
+    assert {answer.status for answer in [*answers, another]} == {"conflict"}
+    assert [kind for kind, _ in events(agent)] == ["sale.recorded", "sale.conflict", "sale.conflict"]
+    assert agent.counters["sales_conflicting"] == 5
+
+
+def test_a_repeat_whose_recorded_answer_no_longer_opens_sells_without_loyalty(
+    agent: Agent, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.handle_sale("t1", request("S-1"), now=11.0)
+    conn = sqlite3.connect(agent.journal.path)
+    conn.execute("UPDATE journal SET body = X'00112233445566778899aabbccddeeff00' WHERE seq = 1")
+    conn.commit()
+    conn.close()
+
+    repeat = answer_of(agent.handle_sale("t1", request("S-1"), now=12.0))
+    later = answer_of(agent.handle_sale("t1", request("S-2"), now=13.0))
+
+    assert (repeat.status, repeat.message) == ("error", "loyalty unavailable")
+    assert later.status == "ok"  # the journal itself works
+    logged = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert logged == ["sale S-1 at till t1 was recorded but journal row #1 does not open (altered, moved or wrong "
+                      "key); answered without loyalty"]

@@ -281,3 +281,48 @@ def test_the_last_will_carries_the_backlog_of_the_latest_connection(
         peer.close()
     assert (will.last_seq, will.backlog) == (4, 4)
     verify_status(will, IDENTITY.public_key())  # the will is signed like any status
+
+
+def test_acks_and_refusals_about_another_journals_events_move_nothing(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    """Two journals under one identity (a clone) share the ack topic: neither may take the other's acks,
+    and a refusal of the other's event (or a replay of one) must not keep this box quiet."""
+    append(journal, 3)
+    own = [event.hash for event in journal.read_events(from_seq=1, limit=3)]
+
+    def policy(batch: EventBatch, n: int) -> Ack | str | None:
+        if n == 1:  # the hub holds a clone's events and says so
+            return Ack(device_id=DEVICE, acked_seq=3, acked_hash="f" * 64)
+        if n == 2:  # a refusal of the clone's seq 2
+            return Ack(device_id=DEVICE, acked_seq=1, acked_hash=own[0], error="chain_conflict",
+                       refused_seq=2, refused_hash="e" * 64)
+        return None
+
+    peer = AckingPeer(mosquitto, policy=policy)
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: journal.stats().acked_seq == 3, timeout=20, what="this box's own events acked")
+        assert uplink.counters["foreign_acks"] == 2  # the clone's progress and its refusal: neither taken
+        assert uplink.counters["held_back"] == 0  # the refusal did not hold the box back
+    finally:
+        uplink.stop()
+        peer.close()
+    assert peer.batches >= 3
+
+
+def test_a_refusal_of_this_boxs_own_event_holds_it_back(
+    settings: EdgeSettings, journal: Journal, mosquitto: Mosquitto
+) -> None:
+    append(journal, 3)
+    first = journal.read_events(from_seq=1, limit=1)[0]
+    peer = AckingPeer(mosquitto, policy=lambda batch, n: Ack(
+        device_id=DEVICE, acked_seq=0, error="chain_conflict", refused_seq=1, refused_hash=first.hash))
+    uplink = start_uplink(settings, journal)
+    try:
+        wait_for(lambda: uplink.counters["acks"] >= 1, timeout=10, what="the refusal")
+        retry = uplink.retry_in()
+        assert retry is not None and retry > 60 and uplink.counters["foreign_acks"] == 0
+    finally:
+        uplink.stop()
+        peer.close()

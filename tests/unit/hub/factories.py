@@ -18,7 +18,7 @@ from cloud.db.engine import make_engine, migrate
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, Event
 from protocol.ids import uuid7
-from protocol.messages import DeviceStatus, EventBatch, LostEvent
+from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 from protocol.signing import public_key_text, sign_batch, sign_status
 
 T0 = datetime(2025, 3, 14, 18, 30, tzinfo=UTC)
@@ -123,6 +123,11 @@ class Chain:
             ],
         )
         return sign_batch(batch, self.key) if signed else batch
+
+    def ack(self, seq: int, **fields: Any) -> Ack:
+        """The hub's ack holding this chain up to `seq` (its hash named, as the hub names it)."""
+        return Ack(device_id=self.device_id, acked_seq=seq, acked_hash=self.events[seq - 1].hash if seq else None,
+                   **fields)
 
     def status(self, *, online: bool = True, **fields: Any) -> DeviceStatus:
         """A heartbeat of this device, signed."""

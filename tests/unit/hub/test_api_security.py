@@ -89,6 +89,28 @@ def test_a_user_gets_429_from_any_address_after_its_failures(make_app: MakeApp) 
     assert other_user.status_code == 401  # only alice is held back
 
 
+def test_a_user_who_signed_in_from_an_address_still_gets_in_there_while_strangers_fill_its_window(
+    make_app: MakeApp,
+) -> None:
+    # Otherwise anyone could lock the real admin out of the dashboard, which resends the password each time.
+    app = make_app(login_user_max_failures=3)
+    home = client_from(app, "198.51.100.7")
+    with TestClient(app):
+        signed_in = home.get("/api/v1/sites", auth=AUTH).status_code
+        strangers = [client_from(app, f"192.0.2.{n}").get("/api/v1/sites", auth=WRONG).status_code for n in range(3)]
+        again = [home.get(path, auth=AUTH).status_code for path in ("/api/v1/sites", "/")]
+        mistyped = home.get("/api/v1/sites", auth=WRONG).status_code  # the password is still checked
+        new_address = client_from(app, "203.0.113.5").get("/api/v1/sites", auth=AUTH)
+
+    assert signed_in == 200
+    assert strangers == [401, 401, 401]
+    assert again == [200, 200]
+    assert mistyped == 401
+    assert new_address.status_code == 429
+    assert 850 <= int(new_address.headers["retry-after"]) <= 900
+    assert new_address.json()["detail"].startswith("too many failed logins for this user; retry in ")
+
+
 def test_a_success_does_not_reset_the_failures_counted(make_app: MakeApp) -> None:
     # An attacker holding one valid account must not clear its count by signing in between guesses.
     app = make_app(login_client_max_failures=3)

@@ -12,10 +12,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from cloud.db.devices import DeviceIdentity, device_identity
 from cloud.db.engine import make_engine, migrate
-from cloud.db.schema import metadata
+from cloud.db.schema import devices, events, ingest_rejects, metadata
 from cloud.errors import ConfigError, StoreError
 from cloud.settings import HubSettings, load_settings
+from tests.unit.hub.factories import T0
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +128,38 @@ def test_an_in_memory_database_has_no_file(tmp_path: Path, monkeypatch: pytest.M
     engine.dispose()
     make_engine("sqlite:///:memory:").dispose()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hub_with_data_upgrades_to_the_newest_schema(db_url: str) -> None:
+    """A hub that ran the skeleton (schema 0002) with a site, a box, its sales and a refusal upgrades."""
+    engine = make_engine(db_url)
+    try:
+        migrate(engine, "0002")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO sites (site_id, first_seen, last_seen) VALUES ('riverside', :t, :t)"),
+                         {"t": T0})
+            conn.execute(sa.text("INSERT INTO devices (device_id, site_id, last_seq, last_hash, last_seen, online) "
+                                 "VALUES ('riverside-box1', 'riverside', 1, :h, :t, true)"), {"h": "a" * 64, "t": T0})
+            conn.execute(sa.text("INSERT INTO events (device_id, seq, event_id, type, site_id, occurred_at, "
+                                 "received_at, clock_ok, hash, prev_hash, body) VALUES ('riverside-box1', 1, :id, "
+                                 "'sale.recorded', 'riverside', :t, :t, true, :h, :p, :b)"),
+                         {"id": "0190d3b8-0000-7000-8000-000000000001", "t": T0, "h": "a" * 64, "p": "0" * 64,
+                          "b": '{"seq": 1}'})
+            conn.execute(sa.text("INSERT INTO ingest_rejects (received_at, topic, device_id, reason, detail, seq) "
+                                 "VALUES (:t, 'marquee/v1/riverside/riverside-box1/events', 'riverside-box1', "
+                                 "'malformed', 'x', 2)"), {"t": T0})
+
+        migrate(engine)
+
+        with engine.connect() as conn:
+            device = conn.execute(sa.select(devices)).one()
+            held = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+            reject = conn.execute(sa.select(ingest_rejects.c.count)).scalar_one()
+            fk = conn.exec_driver_sql("PRAGMA foreign_keys").scalar() if db_url.startswith("sqlite") else 1
+        assert (device.site_id, device.last_seq, device.public_key, device.lost_events) == ("riverside", 1, None, 0)
+        assert held == 1 and reject == 1 and fk == 1
+        with engine.begin() as conn:  # an existing box is refused until its key is registered
+            assert device_identity(conn, device_id="riverside-box1") == DeviceIdentity(
+                "riverside-box1", "riverside", None, False)
+    finally:
+        engine.dispose()

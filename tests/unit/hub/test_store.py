@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.db.devices import list_conflicts
+from cloud.db.devices import list_conflicts, register_device, revoke_device
 from cloud.db.engine import make_engine
 from cloud.db.schema import (
     box_office,
@@ -22,12 +23,12 @@ from cloud.db.schema import (
     sites,
 )
 from cloud.db.sites import list_sites
-from cloud.errors import IngestError, StoreError
+from cloud.errors import IngestError, RegistryError, ReplayError
 from cloud.ingest.conflicts import resolve_conflicts
 from cloud.ingest.store import ingest_batch, store_batch
 from protocol.chain import seal
 from protocol.messages import Ack, EventBatch
-from protocol.signing import sign_batch
+from protocol.signing import public_key_text, sign_batch
 from tests.unit.hub.factories import Chain, sale_payload
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
@@ -73,7 +74,7 @@ def test_first_batch_is_stored_and_rolled_up(engine: sa.Engine) -> None:
 
     ack = ingest(engine, chain.batch(1, 3))
 
-    assert ack == Ack(device_id="box-1", acked_seq=3)
+    assert ack == chain.ack(3)
     assert count(engine, events) == 3
     assert totals(engine) == (6, 7200, 1350, 3)
     with engine.connect() as conn:
@@ -93,7 +94,7 @@ def test_redelivered_batch_counts_once_and_acks_the_same(engine: sa.Engine) -> N
     with engine.begin() as conn:
         again = store_batch(conn, batch=chain.batch(1, 4), site_id="site-a", received_at=NOW)
 
-    assert again.ack == first == Ack(device_id="box-1", acked_seq=4)
+    assert again.ack == first == chain.ack(4)
     assert (again.stored, again.duplicates) == (0, 4)
     assert count(engine, events) == 4
     assert totals(engine)[3] == 4
@@ -119,16 +120,16 @@ def test_gap_asks_for_a_resend_from_the_first_missing_seq(engine: sa.Engine) -> 
 
     ack = ingest(engine, chain.batch(5, 6))
 
-    assert ack == Ack(device_id="box-1", acked_seq=2, resend_from=3)
+    assert ack == chain.ack(2, resend_from=3)
     assert count(engine, events) == 2
-    assert ingest(engine, chain.batch(3, 6)) == Ack(device_id="box-1", acked_seq=6)
+    assert ingest(engine, chain.batch(3, 6)) == chain.ack(6)
 
 
 def test_first_batch_of_a_new_device_must_start_at_seq_1(engine: sa.Engine) -> None:
     chain = registered(engine)
     chain.sales(3)
 
-    assert ingest(engine, chain.batch(2, 3)) == Ack(device_id="box-1", acked_seq=0, resend_from=1)
+    assert ingest(engine, chain.batch(2, 3)) == chain.ack(0, resend_from=1)
 
 
 def test_a_signed_event_that_does_not_link_is_a_conflict_and_stops_the_batch(engine: sa.Engine) -> None:
@@ -142,7 +143,7 @@ def test_a_signed_event_that_does_not_link_is_a_conflict_and_stops_the_batch(eng
 
     ack = ingest(engine, chain.batch(1, 5))
 
-    assert ack == Ack(device_id="box-1", acked_seq=2, error="chain_conflict")
+    assert ack == chain.ack(2, error="chain_conflict", refused_seq=3, refused_hash=other.hash)
     assert ack.resend_from is None
     assert count(engine, events) == 2 and totals(engine)[3] == 2
     assert rejects(engine) == ["chain_conflict"]
@@ -259,7 +260,9 @@ def test_a_rebuilt_box_under_the_same_identity_is_a_conflict_kept_for_the_owner(
         with engine.begin() as conn:
             results.append(store_batch(conn, batch=rebuilt.batch(1, 2), site_id="site-a", received_at=NOW))
 
-    assert {result.ack for result in results} == {Ack(device_id="box-1", acked_seq=3, error="chain_conflict")}
+    assert {result.ack for result in results} == {
+        old.ack(0, error="chain_conflict", refused_seq=1, refused_hash=rebuilt.events[0].hash)
+    }
     assert (results[0].stored, results[0].duplicates, results[0].conflict) == (0, 0, True)
     assert rejects(engine) == ["chain_conflict"]
     with engine.connect() as conn:
@@ -289,7 +292,7 @@ def test_resolving_a_conflict_for_the_hub_keeps_its_events(engine: sa.Engine) ->
     with engine.connect() as conn:
         assert list_conflicts(conn) == []
         assert list_sites(conn, now=NOW, offline_after=timedelta(minutes=1))[0].devices[0].chain_ok
-    with pytest.raises(StoreError, match="no open chain conflict"), engine.begin() as conn:
+    with pytest.raises(RegistryError, match="no open chain conflict"), engine.begin() as conn:
         resolve_conflicts(conn, device_id="box-1", keep="hub", at=NOW, note=None)
 
 
@@ -306,7 +309,7 @@ def test_resolving_a_conflict_for_the_box_archives_the_hubs_events_and_takes_the
 
     assert (result.conflicts, result.archived, result.head_seq) == (1, 2, 2)
     assert totals(engine) == (2, 2000, 0, 2)  # the two archived sales left the figures
-    assert ingest(engine, box_side.batch(1, 5)) == Ack(device_id="box-1", acked_seq=5)
+    assert ingest(engine, box_side.batch(1, 5)) == box_side.ack(5)
     assert totals(engine) == (8, 5000, 0, 5)
     with engine.connect() as conn:
         archived = conn.execute(sa.select(event_archive.c.seq, event_archive.c.hash)).all()
@@ -323,8 +326,8 @@ def test_lost_events_are_gaps_with_their_reason_and_the_chain_goes_on(engine: sa
     again = ingest(engine, chain.batch(1, 4, lost=(2, 3)))  # redelivered
     rest = ingest(engine, chain.batch(5, 6))
 
-    assert first == again == Ack(device_id="box-1", acked_seq=4)
-    assert rest == Ack(device_id="box-1", acked_seq=6)
+    assert first == again == chain.ack(4)
+    assert rest == chain.ack(6)
     assert totals(engine)[3] == 4
     with engine.connect() as conn:
         gaps = conn.execute(sa.select(event_gaps.c.seq, event_gaps.c.reason).order_by(event_gaps.c.seq)).all()
@@ -340,7 +343,7 @@ def test_a_lost_event_whose_hash_the_box_forgot_still_lets_the_chain_go_on(engin
     chain.sales(3)
     batch = chain.batch(1, 3, lost=(2,))
     forgetful = batch.model_copy(update={"lost": [batch.lost[0].model_copy(update={"hash": None})]})
-    assert ingest(engine, sign_batch(forgetful, chain.key)) == Ack(device_id="box-1", acked_seq=3)
+    assert ingest(engine, sign_batch(forgetful, chain.key)) == chain.ack(3)
 
 
 def test_a_refusal_the_box_repeats_is_recorded_once_and_counted(engine: sa.Engine) -> None:
@@ -356,3 +359,59 @@ def test_a_refusal_the_box_repeats_is_recorded_once_and_counted(engine: sa.Engin
     with engine.connect() as conn:
         rows = conn.execute(sa.select(ingest_rejects.c.reason, ingest_rejects.c.seq, ingest_rejects.c.count)).all()
     assert [tuple(row) for row in rows] == [("chain_conflict", 2, 3)]
+
+
+def test_a_revocation_or_a_new_key_after_the_signature_check_stores_nothing(engine: sa.Engine) -> None:
+    chain = registered(engine)
+    chain.sales(2)
+    old_key = public_key_text(chain.key)
+    with engine.begin() as conn:
+        register_device(conn, site_id="site-a", device_id="box-1", at=NOW, replace_key=True,
+                        public_key=public_key_text(Ed25519PrivateKey.generate()))
+    with pytest.raises(IngestError, match="new key"), engine.begin() as conn:
+        store_batch(conn, batch=chain.batch(1, 2), site_id="site-a", received_at=NOW, verified_with=old_key)
+    with engine.begin() as conn:
+        revoke_device(conn, device_id="box-1", at=NOW)
+    with pytest.raises(IngestError, match="not registered"), engine.begin() as conn:
+        store_batch(conn, batch=chain.batch(1, 2), site_id="site-a", received_at=NOW)
+    assert count(engine, events) == 0
+
+
+def test_after_a_clone_took_seqs_the_genuine_box_is_held_at_the_fork_and_resent_from_it(engine: sa.Engine) -> None:
+    real = registered(engine)
+    real.sales(2)
+    ingest(engine, real.batch(1, 2))
+    clone = Chain("site-a", "box-1", key=real.key, events=list(real.events))
+    clone.sales(2)
+    assert ingest(engine, clone.batch(3, 4)) == clone.ack(4)  # the clone spoke first
+    real.sales(3)
+
+    answer = ingest(engine, real.batch(3, 5))
+
+    # The genuine box learns it is held up to seq 2 only, and which of its events was refused.
+    assert answer == real.ack(2, error="chain_conflict", refused_seq=3, refused_hash=real.events[2].hash)
+    with engine.begin() as conn:
+        resolve_conflicts(conn, device_id="box-1", keep="box", at=NOW, note="the clone was the impostor")
+    assert ingest(engine, real.batch(3, 5)) == real.ack(5)  # its resend from the fork is taken
+    with pytest.raises(ReplayError), engine.begin() as conn:  # the clone's settled events stay out
+        store_batch(conn, batch=clone.batch(3, 4), site_id="site-a", received_at=NOW)
+    assert totals(engine)[3] == 5 and count(engine, events) == 5
+
+
+def test_after_keeping_the_hubs_chain_the_refused_events_are_settled(engine: sa.Engine) -> None:
+    real = registered(engine)
+    real.sales(3)
+    ingest(engine, real.batch(1, 3))
+    stale = Chain("site-a", "box-1", key=real.key, events=list(real.events[:1]))
+    stale.sales(2)  # a journal restored from an old backup: seq 2 and 3 again, other sales
+    assert ingest(engine, stale.batch(1, 3)).error == "chain_conflict"
+    with engine.begin() as conn:
+        resolve_conflicts(conn, device_id="box-1", keep="hub", at=NOW, note=None)
+
+    with pytest.raises(ReplayError), engine.begin() as conn:
+        store_batch(conn, batch=stale.batch(1, 3), site_id="site-a", received_at=NOW)
+
+    with engine.connect() as conn:
+        assert list_conflicts(conn) == [] and conn.execute(sa.select(devices.c.chain_error)).scalar_one() is None
+    real.sales(1)
+    assert ingest(engine, real.batch(4, 4)) == real.ack(4)
