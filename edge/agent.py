@@ -281,7 +281,7 @@ class Agent:
                             items=items,
                             total=sum(item.amount for item in items),
                         )
-                        if tx.find_sale(attempt_key) is None:
+                        if not tx.has_sale_key(attempt_key):
                             tx.append(
                                 type=SaleConflict.event_type,
                                 payload=conflict.model_dump(mode="json"),

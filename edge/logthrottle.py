@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
-from protocol.throttle import Throttle
+from protocol.throttle import Throttle, summarised
 
 
 class LogThrottle:
@@ -21,12 +21,9 @@ class LogThrottle:
     def _log(self, level: int, msg: str, args: tuple[object, ...], exc_info: bool) -> None:
         self.failing = True
         held_back = self._gate.report(time.monotonic())
-        if held_back is None:
-            return
-        if held_back:
-            msg += " (and %d more like it since the last report)"
-            args = (*args, held_back)
-        self._logger.log(level, msg, *args, exc_info=exc_info)
+        if held_back is not None:
+            msg, args = summarised(msg, args, held_back)
+            self._logger.log(level, msg, *args, exc_info=exc_info)
 
     def error(self, msg: str, *args: object) -> None:
         """Log at ERROR, throttled."""

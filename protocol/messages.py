@@ -111,6 +111,9 @@ class DeviceStatus(BaseModel):
     disk_free_bytes: Count | None = None
     quarantined: Count = 0
     """Journal rows the box could not read and set aside (each reaches the hub as a lost event)."""
+    session: Annotated[str, Field(pattern=r"^[0-9a-f]{8,32}$")] | None = None
+    """Random per connection to the broker, in the heartbeats and the last will of that connection: the
+    hub takes a will only for the connection it last heard from, so an old will replayed changes nothing."""
     peripherals: dict[str, str] = Field(default_factory=dict)
     counters: dict[str, Count] = Field(default_factory=dict)
     signature: Signature | None = None

@@ -26,3 +26,10 @@ class Throttle:
         """The condition is over: forget it; returns how many occurrences went unreported."""
         held_back, self._held_back, self._last = self._held_back, 0, None
         return held_back
+
+
+def summarised(msg: str, args: tuple[object, ...], held_back: int) -> tuple[str, tuple[object, ...]]:
+    """A %-style log message and its arguments, saying how many like it were held back (if any)."""
+    if not held_back:
+        return msg, args
+    return msg + " (and %d more like it since the last report)", (*args, held_back)

@@ -121,11 +121,11 @@ def add_box_office(conn: sa.Connection, *, rows: Sequence[Mapping[str, object]])
 def advance_device(
     conn: sa.Connection, *, device_id: str, last_seq: int, last_hash: str | None, seen_at: datetime
 ) -> None:
-    """Move the device's chain head forward and mark it seen."""
+    """Move the device's chain head forward and mark it seen and online: new signed events prove life."""
     conn.execute(
         sa.update(devices)
         .where(devices.c.device_id == device_id)
-        .values(last_seq=last_seq, last_hash=last_hash, last_seen=seen_at)
+        .values(last_seq=last_seq, last_hash=last_hash, last_seen=seen_at, online=True)
     )
 
 
@@ -162,6 +162,14 @@ def hash_at(conn: sa.Connection, *, device_id: str, seq: int) -> str | None:
         if value is not None:
             return str(value)
     return None
+
+
+def is_gap(conn: sa.Connection, *, device_id: str, seq: int) -> bool:
+    """True when the hub holds a lost event (a gap) at the device's `seq`."""
+    found = conn.execute(
+        sa.select(event_gaps.c.seq).where(event_gaps.c.device_id == device_id, event_gaps.c.seq == seq)
+    ).first()
+    return found is not None
 
 
 def settled_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int) -> set[tuple[int, str]]:

@@ -78,6 +78,8 @@ def apply_status(
     body.pop("signature", None)
     if status.online and not _newer(body.get("sent_at"), previous.get("sent_at")):
         return False  # a replayed, repeated or reordered heartbeat says nothing new
+    if not status.online and previous and body.get("session") != previous.get("session"):
+        return False  # the will of an earlier connection (a replay): the box spoke since
     if not status.online:
         box_last = max(status.last_seq, _int(previous.get("last_seq")))
         body["last_seq"] = box_last
@@ -98,9 +100,9 @@ def apply_status(
 def _newer(sent_at: object, held: object) -> bool:
     """True unless both stamps are known and `sent_at` is not after `held`.
 
-    Both are the wire's fixed-width UTC form (YYYY-MM-DDTHH:MM:SS.ffffffZ), which sorts as text. A box
-    whose clock steps back is taken as online again once its clock passes its last stamp (or, sooner,
-    shown online by its events).
+    Both are the wire's fixed-width UTC form (YYYY-MM-DDTHH:MM:SS.ffffffZ), which sorts as text. The
+    heartbeats of a box whose clock stepped back (a reboot without a real-time clock) count again once its
+    clock passes its last stamp; until then each batch of events it sends shows it online.
     """
     return not (isinstance(sent_at, str) and isinstance(held, str) and sent_at <= held)
 

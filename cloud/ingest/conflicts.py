@@ -6,7 +6,8 @@ side on its own; the owner decides with `marquee-hub devices resolve DEVICE --ke
 
 - `hub`: the events the hub holds stand; the clashing ones stay in `chain_conflicts` for the record.
 - `box`: the hub moves its own events from the conflicting seq on to `event_archive` (taking them out
-  of the box-office figures) and takes the box's chain from there on its next resend.
+  of the box-office figures) and takes the box's chain from there on its next resend. Refused when the
+  box's event does not link to the hub's head (the fork lies where the hub cannot see it).
 """
 
 from __future__ import annotations
@@ -53,8 +54,15 @@ def resolve_conflicts(conn: sa.Connection, *, device_id: str, keep: Keep, at: da
     archived, head_seq = 0, int(device.last_seq)
     if keep == "box":
         first = open_rows[0]
-        # A box event that did not link to the hub's head forked one seq earlier than the clash was seen.
-        start = int(first.seq) if first.held_hash is not None else max(1, int(first.seq) - 1)
+        start = int(first.seq)
+        held_at_start = first.held_hash is not None or db.is_gap(conn, device_id=device_id, seq=start)
+        if not held_at_start:
+            # The box's event did not link to the hub's head: the two journals forked further back, at a
+            # seq the hub cannot tell (it holds only one side of it). Taking the box's side needs that seq.
+            raise RegistryError(
+                f"device {device_id}: the box's event #{start} does not link to the hub's chain, so the fork "
+                "lies further back; keep the hub's chain (--keep hub) and re-provision the box"
+            )
         archived = _archive_from(conn, device_id=device_id, site_id=device.site_id, start=start, at=at,
                                  conflict_id=int(first.id))
         head_seq = start - 1

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from protocol.throttle import Throttle as _Gate
+from protocol.throttle import summarised
 
 
 @dataclass
@@ -45,9 +46,6 @@ class Throttle:
     def warning(self, msg: str, *args: object) -> None:
         """Log `msg` at WARNING unless one was logged less than `every` seconds ago (then count it)."""
         held_back = self._gate.report(time.monotonic())
-        if held_back is None:
-            return
-        if held_back:
-            msg += " (and %d more like it since the last report)"
-            args = (*args, held_back)
-        self._logger.warning(msg, *args)
+        if held_back is not None:
+            msg, args = summarised(msg, args, held_back)
+            self._logger.warning(msg, *args)

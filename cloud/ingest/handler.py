@@ -133,16 +133,16 @@ class MessageHandler:
         if identity is None or identity.public_key is None:
             self.counters.unregistered += 1
             self._refuse(topic, device_id, "unregistered_device", "no public key is registered for this device",
-                         received_at, count=False)
+                         received_at, count=False, registered=False)
             return None
         if identity.revoked:
             self.counters.unregistered += 1
             self._refuse(topic, device_id, "revoked_device", "this device's key was revoked", received_at,
-                         count=False)
+                         count=False, registered=True)
             return None
         if identity.site_id != site_id:
             self._refuse(topic, device_id, "device_site_mismatch", "the device is registered for another site",
-                         received_at)
+                         received_at, registered=True)
             return None
         return identity
 
@@ -155,7 +155,8 @@ class MessageHandler:
             verify_batch(batch, _public_key(identity.public_key))
         except SignatureError as exc:
             self.counters.unauthenticated += 1
-            self._refuse(topic, batch.device_id, "bad_signature", str(exc), received_at, count=False)
+            self._refuse(topic, batch.device_id, "bad_signature", str(exc), received_at, count=False,
+                         registered=True)
             return None
         except MalformedMessage as exc:
             self._malformed(topic, batch.device_id, str(exc), received_at)
@@ -204,7 +205,8 @@ class MessageHandler:
             verify_status(status, _public_key(identity.public_key))
         except SignatureError as exc:
             self.counters.unauthenticated += 1
-            self._refuse(topic, ref.device_id, "bad_signature", str(exc), received_at, count=False)
+            self._refuse(topic, ref.device_id, "bad_signature", str(exc), received_at, count=False,
+                         registered=True)
             return
         except MalformedMessage as exc:
             self._malformed(topic, ref.device_id, str(exc), received_at)
@@ -233,21 +235,43 @@ class MessageHandler:
         self._record_refusal(topic, device_id, "malformed", reason, received_at)
 
     def _refuse(
-        self, topic: str, device_id: str, reason: str, detail: str, received_at: datetime, *, count: bool = True
+        self,
+        topic: str,
+        device_id: str,
+        reason: str,
+        detail: str,
+        received_at: datetime,
+        *,
+        count: bool = True,
+        registered: bool | None = None,
     ) -> None:
         """A message refused before it was authenticated: counted, logged (throttled), recorded, not acked."""
         if count:
             self.counters.rejected += 1
         self._auth_log.warning("refused a message on %s: %s (%s)", topic[:120], reason, detail)
-        self._record_refusal(topic, device_id, reason, detail, received_at)
+        self._record_refusal(topic, device_id, reason, detail, received_at, registered=registered)
 
     def _record_refusal(
-        self, topic: str, device_id: str | None, reason: str, detail: str, received_at: datetime
+        self,
+        topic: str,
+        device_id: str | None,
+        reason: str,
+        detail: str,
+        received_at: datetime,
+        *,
+        registered: bool | None = None,
     ) -> None:
         """Write the refusal (and those held back since) once a minute per device and reason, and only
-        for a registered device: see `cloud.ingest.refusals`."""
-        if device_id is None:
+        for a registered device (`registered` None: look it up): see `cloud.ingest.refusals`."""
+        if device_id is None or registered is False:
             return
+        if registered is None:
+            try:
+                known = self._transaction(lambda conn: device_identity(conn, device_id=device_id))
+            except (StoreError, IngestError):
+                return
+            if known is None:
+                return
         times = self._refusals.add(device_id, reason, time.monotonic())
         if times is None:
             return
@@ -262,8 +286,6 @@ class MessageHandler:
                     detail=fixed_detail(detail),
                     times=times,
                 )
-                if device_identity(conn, device_id=device_id) is not None
-                else False
             )
         except (StoreError, IngestError):
             pass  # already counted and logged

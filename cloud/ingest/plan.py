@@ -80,10 +80,12 @@ def plan_batch(
     for item in items:
         if item.seq <= head_seq:
             held_hash = known.get(item.seq, UNKNOWN_HASH)
-            if isinstance(item, LostEvent) or held_hash is UNKNOWN_HASH or held_hash == item.hash:
-                # Already held (at-least-once redelivery), or nothing to compare it with.
+            if isinstance(item, LostEvent) or held_hash == item.hash or item.seq not in known:
+                # Already held (at-least-once redelivery): a lost event adds nothing to what is held.
                 duplicates += 1
                 continue
+            # An event where the hub holds another one, or a lost event with no hash (the box that lost it
+            # cannot send it again: an event there comes from another journal).
             error = ChainError(f"event {item.device_id}#{item.seq}: differs from the event the hub holds at this seq")
             return BatchPlan(tuple(accept), duplicates, head_seq, head_hash, conflict=Conflict(item, held_hash, error))
         if item.seq > head_seq + 1:

@@ -75,16 +75,17 @@ def store_batch(
     topic = topic or device_topic(site_id, batch.device_id, "events")
     device_id = batch.device_id
     items = items_of(batch.events, batch.lost)
-    settled = db.settled_hashes(conn, device_id=device_id, first=items[0].seq, last=items[-1].seq)
-    if any((event.seq, event.hash) in settled for event in batch.events):
-        # Signed, but settled by the owner already: answering it would only disturb the genuine box.
-        raise ReplayError(f"device {device_id}: a batch with an event the owner's resolution settled")
     site_known = db.lock_site(conn, site_id=site_id, seen_at=received_at)
     head = db.lock_device(conn, device_id=device_id)
     if not site_known or head is None or head.site_id != site_id or head.revoked:
         raise IngestError(f"device {device_id} is not registered for site {site_id}")
     if verified_with is not None and head.public_key != verified_with:
         raise IngestError(f"device {device_id} has a new key since this batch was verified")
+    # Under the device's row lock, so a resolution committing meanwhile is seen (the caller rolls back).
+    settled = db.settled_hashes(conn, device_id=device_id, first=items[0].seq, last=items[-1].seq)
+    if any((event.seq, event.hash) in settled for event in batch.events):
+        # Signed, but settled by the owner already: answering it would only disturb the genuine box.
+        raise ReplayError(f"device {device_id}: a batch with an event the owner's resolution settled")
 
     span = held_range(items, last_seq=head.last_seq)
     held = db.stored_hashes(conn, device_id=device_id, first=span[0], last=span[1]) if span else {}

@@ -233,7 +233,7 @@ class Journal:
             if reason == UNREADABLE_PAGE:
                 self._set_aside_page_loss(int(seq), known)
             items.append(LostEvent(seq=int(seq), hash=known, reason=reason))
-        return items
+        return _named_by_successors(items)
 
     def _read_rows_one_by_one(self, from_seq: int, limit: int) -> list[tuple[Any, ...]]:
         """The rows of `read_outbox`, read one seq at a time because the range query hit a damaged page.
@@ -304,13 +304,24 @@ class Journal:
         return True
 
     def hash_at(self, seq: int) -> str | None:
-        """The hash of the event at `seq` as the journal's readable column holds it; None when absent."""
+        """The hash of the event at `seq` as the journal's readable column holds it; None when absent or
+        on a damaged page."""
         with self._read_lock:
             try:
-                row = self._read_conn.execute("SELECT hash FROM journal WHERE seq = ?", (seq,)).fetchone()
+                row = self._read_row("SELECT hash FROM journal WHERE seq = ?", seq)
             except sqlite3.Error as exc:
                 raise StoreError(f"journal read failed: {exc}") from exc
         return str(row[0]) if row else None
+
+    def is_lost(self, seq: int) -> bool:
+        """True when the row at `seq` went to the hub as a lost event (quarantined, or on a damaged page)."""
+        if seq in self._page_losses:
+            return True
+        with self._read_lock:
+            try:
+                return self._read_row("SELECT 1 FROM quarantine WHERE seq = ?", seq) is not None
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
 
     def stats(self) -> JournalStats:
         """Last seq written, last seq the hub acknowledged, rows quarantined (with those a damaged file refused
@@ -348,6 +359,17 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)[:64]
 
 
+def _named_by_successors(items: list[Event | LostEvent]) -> list[Event | LostEvent]:
+    """A lost row whose hash column is gone still has a name: the prev_hash of the event after it. The hub
+    then links that event to it, and a lost event with no hash at all stays the rare exception."""
+    named = list(items)
+    for index in range(len(named) - 1, 0, -1):
+        lost, following = named[index - 1], named[index]
+        if isinstance(lost, LostEvent) and lost.hash is None and isinstance(following, Event):
+            named[index - 1] = lost.model_copy(update={"hash": following.prev_hash})
+    return named
+
+
 def read_stats(conn: sqlite3.Connection) -> JournalStats:
     """The journal's figures from any connection to it (the agent's, or a read-only one)."""
     row = conn.execute("SELECT value FROM state WHERE key = 'acked_seq'").fetchone()
@@ -378,6 +400,10 @@ class JournalTransaction:
     def __init__(self, journal: Journal) -> None:
         self._j = journal
         self._conn = journal._conn
+
+    def has_sale_key(self, sale_key: str) -> bool:
+        """True when a row was recorded under this key (without opening it)."""
+        return self._conn.execute("SELECT 1 FROM journal WHERE sale_key = ?", (sale_key,)).fetchone() is not None
 
     def find_sale(self, sale_key: str) -> Event | None:
         """The event already recorded for this till's sale id, if the POS sent it before."""

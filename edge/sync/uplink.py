@@ -76,6 +76,7 @@ class Uplink:
         }
         self._loop_log = LogThrottle(log)
         self._foreign_log = LogThrottle(log)
+        self._session = secrets.token_hex(8)
         # A client id nobody can guess: a broker drops a session when another client connects with its id,
         # and any login (another box's) could otherwise keep this box off the broker that way.
         self._client = make_client(settings.mqtt, client_id=f"marquee-edge-{self._device}-{secrets.token_hex(6)}")
@@ -128,12 +129,14 @@ class Uplink:
         self._client.loop_stop()
 
     def _status(self, online: bool) -> DeviceStatus:
-        return sign_status(self._status_of(online), self._identity)
+        status = self._status_of(online).model_copy(update={"session": self._session})
+        return sign_status(status, self._identity)
 
     # paho callbacks run on paho's network thread.
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         # The last will is fixed at CONNECT: build it afresh for each connection, so the offline status
         # the broker publishes for us carries the backlog of this connection, not of the first.
+        self._session = secrets.token_hex(8)  # this connection's heartbeats and will carry it
         try:
             client.will_set(self._status_topic, encode(self._status(False)), qos=1, retain=True)
         except Exception:
@@ -191,10 +194,11 @@ class Uplink:
             self.counters["bad_acks"] += 1
             return
         if ack.acked_seq > self._journal.last_seq:
-            # The hub holds more of this device than the journal has: a box rebuilt under an old device id.
-            self.counters["bad_acks"] += 1
-            log.error("hub acks seq %d but this journal ends at %d; is this device id reused?",
-                      ack.acked_seq, self._journal.last_seq)
+            # The hub holds more of this device than this journal has: another journal under this identity
+            # (a clone ahead of it, a box rebuilt under an old device id).
+            self.counters["foreign_acks"] += 1
+            self._foreign_log.error("the hub holds seq %d of this device but this journal ends at %d: two "
+                                    "journals under one identity?", ack.acked_seq, self._journal.last_seq)
             return
         try:
             if not self._ours(ack.acked_seq, ack.acked_hash):
@@ -241,8 +245,14 @@ class Uplink:
         self._wake.set()
 
     def _ours(self, seq: int, event_hash: str | None) -> bool:
-        """True when the journal's event at `seq` has `event_hash` (None: the hub could not name it)."""
-        return event_hash is None or seq == 0 or self._journal.hash_at(seq) == event_hash
+        """True when what the hub names at `seq` is this journal's: the same hash, or (the hub holding a
+        lost event with no hash, or this row being unreadable here) a row this box itself reported lost."""
+        if seq == 0:
+            return True
+        mine = self._journal.hash_at(seq)
+        if event_hash is None or mine is None:
+            return self._journal.is_lost(seq)
+        return mine == event_hash
 
     def _run(self) -> None:
         heartbeat_due = time.monotonic() + self._settings.sync.heartbeat_s

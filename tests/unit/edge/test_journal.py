@@ -127,7 +127,8 @@ def test_a_row_that_does_not_open_is_quarantined_once_and_the_rest_still_reads(
 
     assert [type(item).__name__ for item in items] == ["Event", "LostEvent", "LostEvent", "Event"]
     assert (items[1].seq, items[1].hash, items[1].reason) == (2, hashes[1], "unreadable")
-    assert (items[2].seq, items[2].hash) == (3, None)  # a hash column that is not a hash is not trusted
+    # A hash column that is not a hash is not trusted; the next event's prev_hash names the row instead.
+    assert (items[2].seq, items[2].hash) == (3, hashes[2]) and items[3].prev_hash == hashes[2]
     assert journal.stats().quarantined == 2
     kept = conn.execute("SELECT seq, body FROM quarantine ORDER BY seq").fetchall()
     assert [(seq, bytes(body)) for seq, body in kept][0] == (2, damaged[:-1] + bytes([damaged[-1] ^ 1]))

@@ -76,11 +76,15 @@ def test_a_damaged_page_is_reported_as_lost_and_every_other_row_still_syncs(
     batches = [item for start in range(1, EVENTS + 1, 100) for item in journal.read_outbox(from_seq=start, limit=100)]
 
     assert [item.seq for item in items] == list(range(1, EVENTS + 1))
-    assert batches == items
+    # The same items batch by batch (a lost row at a batch's end cannot be named by the next batch's event).
+    assert [(item.seq, type(item)) for item in batches] == [(item.seq, type(item)) for item in items]
     lost = [item for item in items if isinstance(item, LostEvent)]
     assert {item.seq for item in lost} == damaged
-    assert {(item.reason, item.hash) for item in lost} == {("unreadable_page", None)}  # nothing of them reads
+    assert {item.reason for item in lost} == {"unreadable_page"}
     events = [item for item in items if isinstance(item, Event)]
+    after = next(event for event in events if event.seq == max(damaged) + 1)
+    # Nothing of the damaged rows reads; the last of them is named by the prev_hash of the event after it.
+    assert [item.hash for item in lost] == [None] * (len(lost) - 1) + [after.prev_hash]
     assert min(damaged) > 1 and max(damaged) < EVENTS  # rows before and after the page
     for event in events:
         check_hash(event)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.db.devices import revoke_device
+from cloud.db.devices import list_conflicts, revoke_device
 from cloud.db.schema import devices, events, ingest_rejects, sites
 from cloud.db.sites import DeviceView, list_sites
 from cloud.ingest.conflicts import resolve_conflicts
@@ -19,7 +19,7 @@ from cloud.ingest.handler import MessageHandler
 from protocol.chain import seal
 from protocol.codec import decode, encode
 from protocol.events import Event
-from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 from protocol.signing import sign_batch
 from protocol.topics import device_topic
 from tests.unit.hub.factories import T0, Chain, sale_payload
@@ -329,3 +329,53 @@ def test_a_flood_of_refusals_costs_one_row_a_minute_and_strangers_none(
         rows = conn.execute(sa.select(ingest_rejects.c.device_id, ingest_rejects.c.reason)).all()
     assert [tuple(row) for row in rows] == [("box-1", "bad_signature")]
     assert handler.counters.unauthenticated == 200 and handler.counters.malformed == 200
+
+
+def test_an_old_last_will_replayed_after_the_box_reconnected_changes_nothing(
+    handler: MessageHandler, engine: sa.Engine, box: Chain
+) -> None:
+    status_topic = device_topic("site-a", "box-1", "status")
+    old_will = box.status(online=False, session="aaaa0001", sent_at=NOW - timedelta(days=3))
+    handler.handle(status_topic, encode(box.status(session="bbbb0002", sent_at=NOW)))
+
+    handler.handle(status_topic, encode(old_will))
+
+    assert sites_view(engine).online is True and handler.counters.stale_statuses == 1
+    handler.handle(status_topic, encode(box.status(online=False, session="bbbb0002", sent_at=NOW)))
+    assert sites_view(engine).online is False  # the will of the connection last heard from counts
+
+
+def test_new_signed_events_show_a_box_online_whatever_its_clock_says(
+    handler: MessageHandler, engine: sa.Engine, box: Chain
+) -> None:
+    status_topic = device_topic("site-a", "box-1", "status")
+    handler.handle(status_topic, encode(box.status(session="aaaa0001", sent_at=NOW)))
+    handler.handle(status_topic, encode(box.status(online=False, session="aaaa0001", sent_at=NOW)))
+    # It reboots without a real-time clock: its heartbeats are stamped in the past, so they count as stale.
+    handler.handle(status_topic, encode(box.status(session="cccc0003", sent_at=NOW - timedelta(hours=5))))
+    assert sites_view(engine).online is False
+
+    send(handler, box.batch(1, 2))
+
+    assert sites_view(engine).online is True
+
+
+def test_a_stolen_key_cannot_erase_the_boxs_sales_with_nameless_lost_events(
+    handler: MessageHandler, acks: Acks, engine: sa.Engine, box: Chain
+) -> None:
+    send(handler, box.batch(1, 2))
+    box.sales(3)  # the genuine box's sales 3 to 5, not yet sent
+    thief = EventBatch(site_id="site-a", device_id="box-1", events=[],
+                       lost=[LostEvent(seq=seq, hash=None, reason="unreadable") for seq in (3, 4, 5)])
+    send(handler, sign_batch(thief, box.key))
+    assert acks.sent[-1] == box.ack(0).model_copy(update={"acked_seq": 5})  # held as gaps, names no hash
+
+    send(handler, box.batch(3, 5))  # the genuine box's own events arrive where the gaps are
+
+    assert acks.sent[-1].error == "chain_conflict" and acks.sent[-1].refused_seq == 3
+    with engine.connect() as conn:
+        assert [c.seq for c in list_conflicts(conn)] == [3]
+    with engine.begin() as conn:  # the owner takes the box's side: the gaps go, its events come in
+        resolve_conflicts(conn, device_id="box-1", keep="box", at=NOW, note=None)
+    send(handler, box.batch(3, 5))
+    assert acks.sent[-1] == box.ack(5) and held(engine) == [("box-1", n) for n in range(1, 6)]

@@ -15,3 +15,13 @@ def test_the_first_refusal_is_written_at_once_then_one_a_minute_with_the_count()
 
 def test_numbers_a_sender_varies_do_not_make_new_rows() -> None:
     assert fixed_detail("event #12: hash does not match") == fixed_detail("event #977: hash does not match")
+
+
+def test_a_full_ledger_drops_the_least_recent_key_not_all_of_them() -> None:
+    ledger = RefusalLedger(every=60, max_keys=2)
+    ledger.add("box-1", "bad_signature", 0.0)
+    ledger.add("box-2", "bad_signature", 0.0)
+    assert ledger.add("box-1", "bad_signature", 1.0) is None  # box-1 is now the most recent
+    ledger.add("box-3", "bad_signature", 2.0)  # drops box-2
+    assert ledger.add("box-1", "bad_signature", 3.0) is None  # box-1 kept its minute
+    assert ledger.add("box-2", "bad_signature", 4.0) == 1  # box-2 starts afresh

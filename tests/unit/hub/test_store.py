@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.db.devices import list_conflicts, register_device, revoke_device
-from cloud.db.engine import make_engine
+from cloud.db.engine import make_engine, migrate
 from cloud.db.schema import (
     box_office,
     chain_conflicts,
@@ -29,6 +29,7 @@ from cloud.ingest.store import ingest_batch, store_batch
 from protocol.chain import seal
 from protocol.messages import Ack, EventBatch
 from protocol.signing import public_key_text, sign_batch
+from tests.support.waiting import wait_for
 from tests.unit.hub.factories import Chain, sale_payload
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
@@ -150,6 +151,9 @@ def test_a_signed_event_that_does_not_link_is_a_conflict_and_stops_the_batch(eng
     with engine.connect() as conn:
         device = conn.execute(sa.select(devices)).one()
     assert device.chain_broken_at == NOW and "#3" in device.chain_error
+    # Its fork lies before seq 3, where the hub holds only one side: taking the box's side is refused.
+    with pytest.raises(RegistryError, match="does not link"), engine.begin() as conn:
+        resolve_conflicts(conn, device_id="box-1", keep="box", at=NOW, note=None)
 
 
 @pytest.mark.parametrize("who", ["unknown device", "device of another site"])
@@ -415,3 +419,49 @@ def test_after_keeping_the_hubs_chain_the_refused_events_are_settled(engine: sa.
         assert list_conflicts(conn) == [] and conn.execute(sa.select(devices.c.chain_error)).scalar_one() is None
     real.sales(1)
     assert ingest(engine, real.batch(4, 4)) == real.ack(4)
+
+
+def test_a_replay_racing_a_resolution_is_refused_once_the_resolution_commits(postgres_url: str) -> None:
+    """A replay of the refused journal's batch that reaches the hub while the owner's `--keep box` is being
+    committed waits for the device's lock, then sees the resolution: it must not bring the events back."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    try:
+        real = registered(engine)
+        real.sales(2)
+        ingest(engine, real.batch(1, 2))
+        clone = Chain("site-a", "box-1", key=real.key, events=list(real.events))
+        clone.sales(2)
+        ingest(engine, clone.batch(3, 4))
+        real.sales(3)
+        assert ingest(engine, real.batch(3, 5)).error == "chain_conflict"
+        outcome: list[BaseException | object] = []
+
+        def replay() -> None:
+            try:
+                with engine.begin() as conn:
+                    outcome.append(store_batch(conn, batch=clone.batch(3, 4), site_id="site-a", received_at=NOW))
+            except BaseException as exc:  # noqa: BLE001 - examined below
+                outcome.append(exc)
+
+        with engine.connect() as owner:
+            owner.begin()
+            resolve_conflicts(owner, device_id="box-1", keep="box", at=NOW, note=None)
+            racer = threading.Thread(target=replay)
+            racer.start()
+
+            def replay_waits_for_the_lock() -> bool:
+                with engine.connect() as probe:
+                    waiting = probe.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%FOR UPDATE%'")).scalar_one()
+                return bool(waiting)
+
+            wait_for(replay_waits_for_the_lock, timeout=10, what="the replay waiting for the device's lock")
+            owner.commit()
+        racer.join(timeout=30)
+
+        assert len(outcome) == 1 and isinstance(outcome[0], ReplayError)
+        assert count(engine, events) == 2 and totals(engine)[3] == 2
+    finally:
+        engine.dispose()

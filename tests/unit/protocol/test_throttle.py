@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.throttle import Throttle
+from protocol.throttle import Throttle, summarised
 
 
 def test_first_at_once_then_once_per_period_with_what_was_held_back() -> None:
@@ -13,3 +13,8 @@ def test_first_at_once_then_once_per_period_with_what_was_held_back() -> None:
     assert gate.report(61.0) is None
     assert gate.reset() == 1
     assert gate.report(62.0) == 0  # a new episode is reported at once
+
+
+def test_a_summary_says_how_many_were_held_back() -> None:
+    assert summarised("lost %s", ("x",), 0) == ("lost %s", ("x",))
+    assert summarised("lost %s", ("x",), 3) == ("lost %s (and %d more like it since the last report)", ("x", 3))
