@@ -43,10 +43,10 @@ from edge.logthrottle import LogThrottle
 from edge.settings import EdgeSettings, TillSettings
 from edge.store.bootstrap import open_identity
 from edge.store.crypto import card_token
-from edge.store.journal import Journal
+from edge.store.journal import Journal, JournalTransaction
 from edge.sync.uplink import Uplink
 from protocol.canonical import canonical_bytes, sha256_hex
-from protocol.events import LineItem, SaleConflict, SaleRecorded
+from protocol.events import LineItem, Payload, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
 from protocol.loyalty import EarningRule
 from protocol.messages import DeviceStatus
@@ -282,14 +282,7 @@ class Agent:
                             total=sum(item.amount for item in items),
                         )
                         if not tx.has_sale_key(attempt_key):
-                            tx.append(
-                                type=SaleConflict.event_type,
-                                payload=conflict.model_dump(mode="json"),
-                                event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
-                                occurred_at=datetime.now(UTC),
-                                clock_ok=self._clock_state(),
-                                sale_key=attempt_key,
-                            )
+                            self._append(tx, conflict, sale_key=attempt_key)
                 else:
                     token = pending.token if pending else None
                     sale = decide_sale(
@@ -303,14 +296,7 @@ class Agent:
                         card_token=token,
                         balance_before=tx.balance(token) if token else 0,
                     )
-                    tx.append(
-                        type=SaleRecorded.event_type,
-                        payload=sale.model_dump(mode="json"),
-                        event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
-                        occurred_at=datetime.now(UTC),
-                        clock_ok=self._clock_state(),
-                        sale_key=sale_key,
-                    )
+                    self._append(tx, sale, sale_key=sale_key)
                     if token:
                         tx.add_points(token, sale.loyalty.points_earned)
                     masked = pending.masked if pending else None
@@ -334,6 +320,17 @@ class Agent:
             loyalty={"status": loyalty.status, "points": loyalty.points_earned, "balance": loyalty.balance},
             card=masked,
             message=None,
+        )
+
+    def _append(self, tx: JournalTransaction, event: Payload, *, sale_key: str) -> None:
+        """Journal `event` now, stamped by this box's clock; the caller's transaction commits it."""
+        tx.append(
+            type=event.event_type,
+            payload=event.model_dump(mode="json"),
+            event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
+            occurred_at=datetime.now(UTC),
+            clock_ok=self._clock_state(),
+            sale_key=sale_key,
         )
 
     def _clock_state(self) -> bool:

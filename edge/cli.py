@@ -68,8 +68,8 @@ def init(config_file: Path) -> None:
 
     Example: marquee-edge init --config /etc/marquee/edge.toml
     """
-    from edge.store.journal import secure_folder
     from edge.store.keys import create_identity_key, create_master_key
+    from edge.store.layout import secure_folder
     from protocol.signing import public_key_text
 
     settings = _settings(config_file)
@@ -141,7 +141,7 @@ def status(config_file: Path, as_json: bool) -> None:
 
     Example: marquee-edge status --config /etc/marquee/edge.toml --json
     """
-    from edge.store.journal import stats_read_only
+    from edge.store.layout import stats_read_only
 
     settings = _settings(config_file)
     try:

@@ -153,15 +153,7 @@ def stored_hashes(conn: sa.Connection, *, device_id: str, first: int, last: int)
 def hash_at(conn: sa.Connection, *, device_id: str, seq: int) -> str | None:
     """The hash the hub holds at the device's `seq` (an event's, or a lost event's); None for seq 0 or
     a lost event the box could not name."""
-    if seq == 0:
-        return None
-    for table in (events, event_gaps):
-        value = conn.execute(
-            sa.select(table.c.hash).where(table.c.device_id == device_id, table.c.seq == seq)
-        ).scalar_one_or_none()
-        if value is not None:
-            return str(value)
-    return None
+    return stored_hashes(conn, device_id=device_id, first=seq, last=seq).get(seq) if seq else None
 
 
 def is_gap(conn: sa.Connection, *, device_id: str, seq: int) -> bool:

@@ -5,36 +5,33 @@ Readable columns hold no personal data: seq, ids, type, time, hashes, the till's
 A row that no longer opens (altered on disk, or sealed under a lost key) is quarantined: copied aside,
 counted, and sent to the hub as a lost event, so that everything after it still syncs. So is a row that
 SQLite itself cannot read any more (a damaged page of the file), see `Journal._read_rows_one_by_one`.
-The folder is 0700 and its files 0600 whatever the umask: they hold the box's whole sales history.
+The file itself (where it lives, who may read it, its tables, its figures): `edge.store.layout`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sqlite3
-import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import sqlite_utils
 from pydantic import ValidationError
 
 from edge.errors import StoreError, UnreadableRow
 from edge.store.crypto import Sealer
+from edge.store.layout import JournalStats, connect, create_schema, read_stats
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, HASH_PATTERN, Event
 from protocol.messages import LostEvent
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
 UNREADABLE = "unreadable"
 UNREADABLE_PAGE = "unreadable_page"
 _HASH_RE = re.compile(HASH_PATTERN)
@@ -43,90 +40,9 @@ _OUTBOX_SQL = ("SELECT j.seq, j.hash, j.key_id, j.body, q.reason FROM journal j 
                "LEFT JOIN quarantine q ON q.seq = j.seq WHERE j.seq >= ? ORDER BY j.seq LIMIT ?")
 
 
-def secure_folder(path: Path) -> None:
-    """Create `path` (and parents) if missing and make it 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
-
-
-def secure_files(path: Path) -> None:
-    """Make the database file, creating it empty if missing, and its -wal and -shm 0600.
-
-    SQLite creates -wal and -shm with the database file's mode, so creating that one 0600 first is
-    what keeps the others private whatever the umask.
-    """
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            if stat.S_IMODE(candidate.stat().st_mode) != 0o600:
-                candidate.chmod(0o600)
-                log.info("tightened %s to mode 0600", candidate)
-        except FileNotFoundError:
-            continue
-
-
 def _is_damage(exc: sqlite3.Error) -> bool:
     """The file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB): unlike a locked database, retrying will not help."""
     return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        secure_folder(path.parent)
-        secure_files(path)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot open journal {path}: {exc}") from exc
-    return conn
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    db = sqlite_utils.Database(conn)
-    db.table("journal").create(
-        {
-            "seq": int,
-            "event_id": str,
-            "type": str,
-            "occurred_at": str,
-            "hash": str,
-            "sale_key": str,
-            "key_id": str,
-            "body": bytes,
-        },
-        pk="seq",
-        not_null={"event_id", "type", "occurred_at", "hash", "key_id", "body"},
-        if_not_exists=True,
-    )
-    db.table("journal").create_index(["sale_key"], unique=True, if_not_exists=True)
-    db.table("balances").create({"card_token": str, "points": int}, pk="card_token", if_not_exists=True)
-    db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-    # Rows that failed to open, copied here as they were (a key found later may still open them).
-    db.table("quarantine").create(
-        {"seq": int, "hash": str, "key_id": str, "body": bytes, "reason": str, "detected_at": str},
-        pk="seq",
-        if_not_exists=True,
-    )
-    conn.execute("INSERT OR IGNORE INTO state(key, value) VALUES ('acked_seq', '0')")
-    conn.execute("INSERT OR IGNORE INTO state(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    conn.execute("UPDATE state SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
-                 (str(SCHEMA_VERSION), SCHEMA_VERSION))
-
-
-@dataclass(frozen=True, slots=True)
-class JournalStats:
-    """What an operator asks of a journal: how far it goes and how much the hub has not confirmed."""
-
-    last_seq: int
-    acked_seq: int
-    quarantined: int = 0
-
-    @property
-    def backlog(self) -> int:
-        return self.last_seq - self.acked_seq
 
 
 class Journal:
@@ -136,12 +52,12 @@ class Journal:
         self.path = path
         self.device_id = device_id
         self._sealer = sealer
-        self._conn = _connect(path)
-        self._read_conn = _connect(path)
+        self._conn = connect(path)
+        self._read_conn = connect(path)
         self._write_lock = threading.RLock()
         self._read_lock = threading.Lock()
         try:
-            _create_schema(self._conn)
+            create_schema(self._conn)
             row = self._conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare journal {path}: {exc}") from exc
@@ -368,30 +284,6 @@ def _named_by_successors(items: list[Event | LostEvent]) -> list[Event | LostEve
         if isinstance(lost, LostEvent) and lost.hash is None and isinstance(following, Event):
             named[index - 1] = lost.model_copy(update={"hash": following.prev_hash})
     return named
-
-
-def read_stats(conn: sqlite3.Connection) -> JournalStats:
-    """The journal's figures from any connection to it (the agent's, or a read-only one)."""
-    row = conn.execute("SELECT value FROM state WHERE key = 'acked_seq'").fetchone()
-    last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
-    has_quarantine = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'quarantine'").fetchone()
-    quarantined = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] if has_quarantine else 0
-    return JournalStats(last_seq=int(last[0]), acked_seq=int(row[0]), quarantined=int(quarantined))
-
-
-def stats_read_only(path: Path) -> JournalStats:
-    """The journal's figures without writing anything to it (for `marquee-edge status`, beside a running
-    agent); StoreError when it cannot be read."""
-    if not path.exists():
-        raise StoreError(f"no journal at {path}; has the agent run yet?")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-        try:
-            return read_stats(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read journal {path}: {exc}") from exc
 
 
 class JournalTransaction:

@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 
 from cloud.db.devices import DeviceIdentity, device_identity
 from cloud.db.engine import make_engine, migrate
-from cloud.db.schema import devices, events, ingest_rejects, metadata
+from cloud.db.schema import devices, events, ingest_rejects, metadata, users
 from cloud.errors import ConfigError, StoreError
 from cloud.settings import HubSettings, load_settings
 from tests.unit.hub.factories import T0
@@ -163,3 +163,18 @@ def test_a_hub_with_data_upgrades_to_the_newest_schema(db_url: str) -> None:
                 "riverside-box1", "riverside", None, False)
     finally:
         engine.dispose()
+
+
+def test_a_refused_statement_never_shows_its_values(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    migrate(engine)
+    secret = "4111111111111111"
+    row = {"username": "u", "password_hash": secret, "role": "admin", "created_at": T0}
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(users), row)
+        with pytest.raises(sa.exc.IntegrityError) as refused, engine.begin() as conn:
+            conn.execute(sa.insert(users), row)
+    finally:
+        engine.dispose()
+    assert secret not in str(refused.value) and "hidden" in str(refused.value)
