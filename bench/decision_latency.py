@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.agent import Agent
 from edge.settings import EdgeSettings
 from edge.store.bootstrap import open_journal
+from protocol.cards import CardScheme, em4100_id
 
 
 def sale(n: int) -> bytes:
@@ -39,7 +40,8 @@ def main() -> None:
         settings = EdgeSettings.model_validate({
             "site_id": "bench", "device_id": "bench-box1", "data_dir": Path(tmp) / "data",
             "pepper": "bench-pepper-0123456789",
-            "tills": [{"till_id": "t1", "pos_port": "loop://", "card_port": "loop://"}],
+            "tills": [{"till_id": "t1", "pos_port": "loop://"}],
+            "readers": [{"till": "t1", "kind": "rdm6300", "port": "loop://"}],
         })
         agent = Agent(settings, journal=open_journal(settings, create_key=True), pepper=b"bench-pepper-0123456789",
                       identity=Ed25519PrivateKey.generate())
@@ -48,7 +50,7 @@ def main() -> None:
         started = time.perf_counter()
         for n, body in enumerate(bodies):
             if n % 2 == 0:  # half the sales carry a member card
-                agent.present_card("t1", f"{n:010X}", reader_kind="rfid", now=float(n))
+                agent.present_card("t1", em4100_id(n, 40, CardScheme()), now=float(n))
             t0 = time.perf_counter()
             agent.handle_sale("t1", body, now=float(n) + 0.5)
             latencies.append((time.perf_counter() - t0) * 1000)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from edge.devices.pos import PosFrame, PosFrameParser, encode_frame
-from edge.devices.pty import create_pty_link
+from edge.simulator.pty import create_pty_link
 
 BIN = Path(sys.executable).parent
 
@@ -40,8 +40,8 @@ def main() -> None:
         config.write_text(
             f'site_id = "bench"\ndevice_id = "bench-box1"\ndata_dir = "{root / "data"}"\n'
             f'pepper = "bench-pepper-0123456789"\n[mqtt]\nport = {port}\n'
-            + "".join(f'[[tills]]\ntill_id = "{t}"\npos_port = "{root}/pos-{t}"\ncard_port = "{root}/card-{t}"\n'
-                      for t in ("t1", "t2"))
+            + "".join(f'[[tills]]\ntill_id = "{t}"\npos_port = "{root}/pos-{t}"\n' for t in ("t1", "t2"))
+            + "".join(f'[[readers]]\ntill = "{t}"\nkind = "rdm6300"\nport = "{root}/card-{t}"\n' for t in ("t1", "t2"))
         )
         # Provisioned as a technician does it, so the box starts with its keys.
         subprocess.run([str(BIN / "marquee-edge"), "init", "--config", str(config)], check=True,

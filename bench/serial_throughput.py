@@ -17,10 +17,10 @@ import serial
 
 from edge.devices.pos import PosFrameParser
 from edge.devices.pos import encode_frame as encode_pos_frame
-from edge.devices.pty import create_pty_link
 from edge.devices.rdm6300 import Rdm6300Parser
 from edge.devices.rdm6300 import encode_frame as encode_card_frame
 from edge.devices.serial_line import Parser, SerialLine
+from edge.simulator.pty import create_pty_link
 
 
 def through_serial_line(link: Path, frames: list[bytes], parser_factory: Callable[[], Parser]) -> float:

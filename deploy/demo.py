@@ -24,7 +24,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SITES = [("riverside", 2), ("old-town", 2), ("harbour", 1)]
+# Each site's tills: how the POS speaks to the box, and the card readers beside it (every family the box
+# reads, as cinemas have them: bought over the years). A member's fob reads the same at every reader.
+SITES: list[tuple[str, list[tuple[str, list[dict[str, object]]]]]] = [
+    ("riverside", [("serial", [{"kind": "rdm6300"}, {"kind": "magstripe"}]),
+                   ("serial", [{"kind": "pn532"}, {"kind": "barcode"}])]),
+    ("old-town", [("tcp", [{"kind": "wiegand", "wiegand_output": "hex"}, {"kind": "nfc-line"}]),
+                  ("tcp", [{"kind": "rdm6300"}])]),
+    ("harbour", [("serial", [{"kind": "wiegand", "wiegand_output": "bits"}, {"kind": "barcode"}])]),
+]
+
+
+def toml_value(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str | bool) else str(value)
 
 
 def say(text: str) -> None:
@@ -150,17 +162,23 @@ class Demo:
         for index, (site, tills) in enumerate(SITES, start=1):
             site_dir = self.workdir / "sites" / site
             (site_dir / "dev").mkdir(parents=True)
-            till_blocks = "".join(
-                f'\n[[tills]]\ntill_id = "t{n}"\npos_port = "{site_dir}/dev/pos-t{n}"\n'
-                f'card_port = "{site_dir}/dev/card-t{n}"\n'
-                for n in range(1, tills + 1)
-            )
+            till_blocks = ""
+            if any(transport == "tcp" for transport, _ in tills):
+                till_blocks += f'\n[pos_tcp]\nlisten = "127.0.0.1:{free_port()}"\n'
+            for n, (transport, readers) in enumerate(tills, start=1):
+                till_blocks += f'\n[[tills]]\ntill_id = "t{n}"\n'
+                till_blocks += ('pos_transport = "tcp"\npos_peers = ["127.0.0.1/32"]\n' if transport == "tcp"
+                                else f'pos_port = "{site_dir}/dev/pos-t{n}"\n')
+                for reader in readers:
+                    options = "".join(f"{key} = {toml_value(value)}\n" for key, value in reader.items())
+                    till_blocks += (f'\n[[readers]]\ntill = "t{n}"\nport = "{site_dir}/dev/{reader["kind"]}-t{n}"\n'
+                                    + options)
             config = site_dir / "edge.toml"
             config.touch(mode=0o600)  # it holds the pepper: the box refuses a world-readable one
             config.write_text(
                 f'site_id = "{site}"\ndevice_id = "{site}-box1"\ndata_dir = "{site_dir / "data"}"\n'
                 f'pepper = "{pepper}"\ndemo = true\n\n[mqtt]\nport = {mqtt_port}\nprotocol = "{protocol}"\n'
-                f"\n[sync]\nheartbeat_s = 5\n{till_blocks}"
+                f'\n[sync]\nheartbeat_s = 5\n\n[cards]\nem4100 = "wiegand24"\n{till_blocks}'
             )
             edge = str(BIN / "marquee-edge")
             # As a technician provisions a box: its keys, then its public key registered at the hub.
@@ -171,7 +189,7 @@ class Demo:
                             "--public-key", key], env={**os.environ, **self.hub_env}, check=True,
                            cwd=self.workdir, stdout=subprocess.DEVNULL)
             self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index),
-                                            "--sales-per-minute", "40"])
+                                            "--sales-per-minute", "40", "--unplug-every", "180"])
             self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])
 
     def wait_for_sales(self, login: tuple[str, str], timeout: float) -> list[dict[str, object]]:

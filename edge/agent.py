@@ -13,7 +13,6 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,7 +27,6 @@ from edge.devices.pos import (
     SALE_ID_PATTERN,
     PosControl,
     PosFrame,
-    PosFrameParser,
     SaleAnswer,
     SaleItem,
     SaleRequest,
@@ -36,16 +34,17 @@ from edge.devices.pos import (
     mask_card_id,
 )
 from edge.devices.pos import parse_request as parse_pos_request
-from edge.devices.rdm6300 import CardRead, Debouncer, Rdm6300Parser
-from edge.devices.serial_line import SerialLine
+from edge.devices.rdm6300 import Debouncer
 from edge.errors import FrameError, PosRequestError, StoreError, UnreadableRow
+from edge.localstatus import SOCKET_NAME, StatusSocket
 from edge.logthrottle import LogThrottle
+from edge.peripherals import Peripherals, Writer
 from edge.settings import EdgeSettings, TillSettings
 from edge.store.bootstrap import open_identity
-from edge.store.crypto import card_token
 from edge.store.journal import Journal, JournalTransaction
 from edge.sync.uplink import Uplink
 from protocol.canonical import canonical_bytes, sha256_hex
+from protocol.cards import CardId, card_token
 from protocol.events import LineItem, Payload, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
 from protocol.loyalty import EarningRule
@@ -65,9 +64,7 @@ class _PendingCard:
 @dataclass
 class _Till:
     settings: TillSettings
-    pos: SerialLine | None = None
-    card: SerialLine | None = None
-    debouncer: Debouncer = field(default_factory=Debouncer)
+    debouncers: dict[str, Debouncer] = field(default_factory=dict)  # by reader: each repeats on its own
     pending: _PendingCard | None = None
     last_answer: bytes | None = None
     answer_resends: int = 0
@@ -119,84 +116,68 @@ class Agent:
         self._tills = {till.till_id: _Till(settings=till) for till in settings.tills}
         identity = identity if identity is not None else open_identity(settings, create=True)
         self.uplink = Uplink(settings=settings, journal=journal, status=self.status, identity=identity)
+        self.peripherals = Peripherals(settings, on_card=self._card_read, on_pos=self._pos_item)
+        self._status_socket = StatusSocket(
+            settings.data_dir / SOCKET_NAME, lambda: self.status(True).model_dump_json(by_alias=True).encode())
 
     def start(self) -> None:
-        """Open every till's lines and start syncing."""
-        for till in self._tills.values():
-            cfg = till.settings
-            till.pos = SerialLine(
-                name=f"{cfg.till_id}-pos",
-                url=cfg.pos_port,
-                baudrate=cfg.pos_baudrate,
-                parser_factory=PosFrameParser,
-                on_item=self._pos_item_handler(till),
-                inter_byte_timeout=cfg.pos_inter_byte_timeout_s,
-            )
-            till.pos.start()
-            if cfg.card_port:
-                till.card = SerialLine(
-                    name=f"{cfg.till_id}-card",
-                    url=cfg.card_port,
-                    baudrate=cfg.card_baudrate,
-                    parser_factory=Rdm6300Parser,
-                    on_item=self._card_item_handler(till),
-                )
-                till.card.start()
+        """Open every till's lines and readers, listen for TCP tills, and start syncing."""
+        self.peripherals.start()
         self.uplink.start()
+        self._status_socket.start()
         log.info("site %s box %s running with %d till(s)", self.settings.site_id, self.settings.device_id,
                  len(self._tills))
 
     def stop(self) -> None:
         """Close the lines, say offline to the hub, close the journal."""
-        for till in self._tills.values():
-            for line in (till.pos, till.card):
-                if line is not None:
-                    line.stop()
+        self._status_socket.stop()
+        self.peripherals.stop()
         self.uplink.stop()
         self.journal.close()
 
-    def _card_item_handler(self, till: _Till) -> Callable[[SerialLine, object], None]:
-        def handle(line: SerialLine, item: object) -> None:
-            if isinstance(item, CardRead):
-                self.present_card(till.settings.till_id, item.card_id, reader_kind="rfid")
+    def _card_read(self, till_id: str, card: CardId, reader: str, window_s: float) -> bool:
+        return self.present_card(till_id, card, reader=reader, window_s=window_s)
 
-        return handle
-
-    def _pos_item_handler(self, till: _Till) -> Callable[[SerialLine, object], None]:
-        def handle(line: SerialLine, item: object) -> None:
-            if isinstance(item, PosFrame):
-                till.last_answer = self.handle_sale(till.settings.till_id, item.payload)
-                till.answer_resends = 0
+    def _pos_item(self, till_id: str, line: Writer, item: object) -> None:
+        till = self._tills[till_id]
+        if isinstance(item, PosFrame):
+            till.last_answer = self.handle_sale(till_id, item.payload)
+            till.answer_resends = 0
+            line.write(till.last_answer)
+        elif isinstance(item, FrameError) and item.kind == "checksum":
+            # A complete frame damaged on the wire: the till resends it byte for byte.
+            self.counters["naks"] += 1
+            line.write(bytes([NAK]))
+        elif isinstance(item, FrameError):
+            # Noise, a cut or oversized frame, a timeout: silence (the line counts it by kind). A NAK
+            # here would make a till resend a request it may already have had answered.
+            pass
+        elif isinstance(item, PosControl) and item.is_nak and till.last_answer is not None:
+            # The till got our answer damaged: send it again, at most 3 times (docs/pos-protocol.md).
+            if till.answer_resends < 3:
+                till.answer_resends += 1
+                self.counters["answers_resent"] += 1
                 line.write(till.last_answer)
-            elif isinstance(item, FrameError) and item.kind == "checksum":
-                # A complete frame damaged on the wire: the till resends it byte for byte.
-                self.counters["naks"] += 1
-                line.write(bytes([NAK]))
-            elif isinstance(item, FrameError):
-                # Noise, a cut or oversized frame, a timeout: silence (the line counts it by kind). A NAK
-                # here would make a till resend a request it may already have had answered.
-                pass
-            elif isinstance(item, PosControl) and item.is_nak and till.last_answer is not None:
-                # The till got our answer damaged: send it again, at most 3 times (docs/pos-protocol.md).
-                if till.answer_resends < 3:
-                    till.answer_resends += 1
-                    self.counters["answers_resent"] += 1
-                    line.write(till.last_answer)
 
-        return handle
+    def present_card(self, till_id: str, card: CardId, *, reader: str = "", window_s: float = 0.5,
+                     now: float | None = None) -> bool:
+        """A card was read at a till: remember its token for that till's next sale. False for a repeat.
 
-    def present_card(self, till_id: str, card_id: str, *, reader_kind: str, now: float | None = None) -> bool:
-        """A card was read at a till: remember its token for that till's next sale. False for a repeat."""
+        Repeats are told apart per reader (`reader`, a name): a card resting on it, or swiped twice within
+        `window_s`, is one presentation.
+        """
         till = self._tills[till_id]
         now = time.monotonic() if now is None else now
-        if not till.debouncer.accept(card_id, now):
+        debouncer = till.debouncers.setdefault(reader, Debouncer(window_s))
+        token = card_token(self._pepper, card)
+        if not debouncer.accept(token, now):
             return False
-        card = _PendingCard(card_token(self._pepper, reader_kind, card_id), mask_card_id(card_id),
-                            now + till.settings.card_hold_s)
+        # The till prints the last 4 of the number on the card (a fob's 10 digits, not the module's hex).
+        pending = _PendingCard(token, mask_card_id(card.value), now + till.settings.card_hold_s)
         with self._lock:  # a sale being committed decides which card it consumed under this lock
-            till.pending = card
+            till.pending = pending
             self.counters["cards"] += 1
-        log.debug("card %s presented at till %s", card.masked, till_id)
+        log.debug("card %s presented at till %s", pending.masked, till_id)
         return True
 
     def handle_sale(self, till_id: str, payload: bytes, *, now: float | None = None) -> bytes:
@@ -342,15 +323,7 @@ class Agent:
     def status(self, online: bool) -> DeviceStatus:
         """The heartbeat the uplink publishes (retained), and the last will when `online` is False."""
         stats = self.journal.stats()
-        peripherals: dict[str, str] = {}
-        counters = dict(self.counters)
-        for till in self._tills.values():
-            for line in (till.pos, till.card):
-                if line is not None:
-                    peripherals[line.name] = line.state
-                    # Faults on the line by kind (noise, checksum, timeout...): a failing cable shows here.
-                    for kind, count in line.counters["errors"].items():
-                        counters[f"{line.name}_{kind}"] = count
+        health = self.peripherals.health()
         try:
             disk_free: int | None = shutil.disk_usage(self.settings.data_dir).free
         except OSError:
@@ -367,6 +340,7 @@ class Agent:
             backlog=stats.backlog,
             quarantined=stats.quarantined,
             disk_free_bytes=disk_free,
-            peripherals=peripherals,
-            counters=counters,
+            peripherals={name: device.state for name, device in health.items()},
+            peripheral_health=health,
+            counters=dict(self.counters),
         )

@@ -14,7 +14,7 @@ from types import FrameType
 import click
 
 from edge.errors import EdgeError
-from edge.settings import EdgeSettings, load_settings
+from edge.settings import READER_KINDS, EdgeSettings, load_settings
 
 log = logging.getLogger("edge.cli")
 CONFIG_OPTION = click.option(
@@ -136,11 +136,13 @@ def run(config_file: Path) -> None:
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def status(config_file: Path, as_json: bool) -> None:
-    """Show how far the journal goes, how much of it the hub has not acknowledged, and how many rows
-    were quarantined. Opens the journal read-only: safe beside a running agent.
+    """Show how far the journal goes, how much of it the hub has not acknowledged, how many rows were
+    quarantined, and, when the agent runs, every device's state and counters (frames, reads, errors by
+    kind, reopens, last read). Opens the journal read-only: safe beside a running agent.
 
     Example: marquee-edge status --config /etc/marquee/edge.toml --json
     """
+    from edge.localstatus import SOCKET_NAME, read_status
     from edge.store.layout import stats_read_only
 
     settings = _settings(config_file)
@@ -148,6 +150,11 @@ def status(config_file: Path, as_json: bool) -> None:
         stats = stats_read_only(settings.journal_path)
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        live = read_status(settings.data_dir / SOCKET_NAME)
+    except PermissionError as exc:
+        raise click.ClickException(f"the agent runs but this user may not ask it ({exc.strerror}); run "
+                                   "marquee-edge status as the agent's user or as root") from exc
     data = {
         "site_id": settings.site_id,
         "device_id": settings.device_id,
@@ -155,12 +162,89 @@ def status(config_file: Path, as_json: bool) -> None:
         "acked_seq": stats.acked_seq,
         "backlog": stats.backlog,
         "quarantined": stats.quarantined,
+        "agent_running": live is not None,
+        "devices": live.get("peripheral_health", {}) if live else {},
+        "counters": live.get("counters", {}) if live else {},
     }
     if as_json:
         click.echo(json.dumps(data))
-    else:
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
+        return
+    for key in ("site_id", "device_id", "last_seq", "acked_seq", "backlog", "quarantined"):
+        click.echo(f"{key}: {data[key]}")
+    if live is None:
+        click.echo("agent: not running (no answer on its status socket); device counters need a running agent")
+        return
+    click.echo("agent: running")
+    for name, device in sorted(data["devices"].items()):
+        errors = ", ".join(f"{kind} {count}" for kind, count in sorted(device.get("errors", {}).items())) or "none"
+        click.echo(f"  {name:<20} {device.get('kind', ''):<10} {device.get('state', ''):<8} "
+                   f"frames {device.get('frames', 0)}  reads {device.get('reads', 0)}  reopens "
+                   f"{device.get('reopens', 0)}  last read {device.get('last_read_at') or 'never'}  errors: {errors}")
+
+
+@main.command("read-cards")
+@click.option("--kind", type=click.Choice(READER_KINDS), required=True, help="The reader's family.")
+@click.option("--port", required=True, help="A serial port (prefer /dev/serial/by-id/...) or a pyserial URL.")
+@click.option("--baud", type=click.IntRange(300, 4_000_000), default=None,
+              help="Default: the family's usual speed (9600; 115200 for pn532).")
+@click.option("--parity", type=click.Choice(["N", "E", "O", "M", "S"]), default="N", show_default=True)
+@click.option("--bytesize", type=click.Choice(["7", "8"]), default="8", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The box's configuration: its pepper gives each card's token, its [cards] the card form.")
+@click.option("--em4100", type=click.Choice(["tag32", "wiegand24"]), default=None,
+              help="The chain's EM4100 form (default: the config's, else tag32).")
+@click.option("--lrc", is_flag=True, help="magstripe: the reader sends an LRC after each track.")
+@click.option("--reverse-uid", is_flag=True, help="nfc-line: the reader prints UID bytes reversed.")
+@click.option("--wiegand-output", type=click.Choice(["bits", "hex", "decimal"]), default="bits", show_default=True)
+@click.option("--wiegand-bits", type=click.Choice(["26", "34"]), default="26", show_default=True)
+@click.option("--all", "show_repeats", is_flag=True, help="Show every frame, also a resting card's repeats.")
+def read_cards(kind: str, port: str, baud: int | None, parity: str, bytesize: str, as_json: bool,
+               config_file: Path | None, em4100: str | None, lrc: bool, reverse_uid: bool, wiegand_output: str,
+               wiegand_bits: str, show_repeats: bool) -> None:
+    """Open one reader's port and print each read or error as it happens, until Ctrl-C.
+
+    With --json each line is an object with kind, card_id (the canonical id), token (with a pepper) and
+    the family's fields; errors are {"error": KIND, ...}. Payment card numbers are always masked.
+    Stop the agent first if it holds the port.
+
+    Example: marquee-edge read-cards --kind wiegand --port /dev/serial/by-id/usb-FTDI_FT232R-if00-port0 --json
+    """
+    from pydantic import ValidationError
+
+    from edge.devices.families import FAMILIES
+    from edge.devices.serial_line import SerialLine
+    from edge.readcards import CardPrinter
+    from edge.settings import ReaderSettings
+    from protocol.cards import CardScheme
+
+    settings = _settings(config_file) if config_file is not None else None
+    scheme = settings.cards if settings is not None else CardScheme()
+    if em4100 is not None:
+        scheme = CardScheme.model_validate({"em4100": em4100})
+    try:
+        reader = ReaderSettings.model_validate({
+            "till": "t0", "kind": kind, "port": port, "baud": baud, "parity": parity, "bytesize": int(bytesize),
+            "lrc": lrc, "reverse_uid": reverse_uid, "wiegand_output": wiegand_output,
+            "wiegand_bits": int(wiegand_bits)})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise click.ClickException(f"invalid reader settings: {problems}") from exc
+    pepper = settings.pepper.get_secret_value().encode() if settings is not None else None
+    printer = CardPrinter(reader, scheme=scheme, pepper=pepper, as_json=as_json,
+                          emit=lambda text: click.echo(text), show_repeats=show_repeats)
+    family = FAMILIES[kind]
+    line = SerialLine(name=f"read-cards-{kind}", url=port, baudrate=reader.baudrate, parity=parity,
+                      bytesize=int(bytesize), parser_factory=lambda: family.make_parser(reader),
+                      inter_byte_timeout=family.inter_byte_timeout_s,
+                      on_item=lambda _line, item: printer.item(item),
+                      on_state=lambda _line, state: printer.state(state))
+    line.start()
+    try:
+        _wait_for_signal()
+    finally:
+        line.stop()
+    click.echo(f"{printer.reads} read(s), {printer.errors} error(s)", err=True)
 
 
 @main.command()
@@ -168,29 +252,41 @@ def status(config_file: Path, as_json: bool) -> None:
 @click.option("--sales-per-minute", default=30.0, show_default=True, type=click.FloatRange(0.1, 100000))
 @click.option("--seed", type=int, default=None, help="Repeatable sales for the same seed.")
 @click.option("--noise", default=0.02, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of reads with line noise or a damaged frame.")
-def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise: float) -> None:
-    """Play a site's card readers and POS terminals on pseudo-terminals at the configured port paths.
+              help="Share of card presentations that first meet a fault (noise, partial or damaged frame).")
+@click.option("--unplug-every", type=click.FloatRange(1, 86400), default=None,
+              help="Pull a random reader's plug about this often (seconds), for a couple of seconds.")
+def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise: float,
+             unplug_every: float | None) -> None:
+    """Play a site's card readers (every configured family) and POS terminals: readers and serial tills on
+    pseudo-terminals created at the configured port paths, TCP tills dialling the box's [pos_tcp] address.
 
-    Example: marquee-edge simulate --config demo/site-1.toml --sales-per-minute 60
+    Example: marquee-edge simulate --config demo/site-1.toml --sales-per-minute 60 --unplug-every 120
     """
-    from edge.simulate import SiteSimulator
+    from edge.simulator.readers import ReaderOptions
+    from edge.simulator.site import SimReader, SiteSimulator
 
     settings = _settings(config_file)
     sims = []
     for index, till in enumerate(settings.tills):
-        if till.card_port is None:
-            raise click.ClickException(f"till {till.till_id} has no card_port to simulate")
-        sims.append(
-            SiteSimulator(
-                card_link=Path(till.card_port),
-                pos_link=Path(till.pos_port),
-                till_id=till.till_id,
-                seed=None if seed is None else seed + index,
-                sales_per_minute=sales_per_minute,
-                noise=noise,
-            )
-        )
+        readers = []
+        for _name, reader in settings.named_readers():
+            if reader.till != till.till_id:
+                continue
+            _refuse_device_path(reader.port)
+            readers.append(SimReader(reader.kind, Path(reader.port), ReaderOptions(
+                lrc=reader.lrc, reverse_uid=reader.reverse_uid, wiegand_output=reader.wiegand_output,
+                wiegand_bits=reader.wiegand_bits)))
+        pos_tcp = None
+        if till.pos_transport == "tcp":
+            assert settings.pos_tcp is not None  # the settings refuse a TCP till without [pos_tcp]
+            pos_tcp = (settings.pos_tcp.host, settings.pos_tcp.port)
+        else:
+            _refuse_device_path(str(till.pos_port))
+        sims.append(SiteSimulator(
+            pos_link=Path(till.pos_port) if till.pos_port else None, pos_tcp=pos_tcp, readers=readers,
+            till_id=till.till_id, seed=None if seed is None else seed + index, sales_per_minute=sales_per_minute,
+            noise=noise, unplug_every=unplug_every,
+        ))
     for sim in sims:
         sim.start()
     try:
@@ -198,3 +294,10 @@ def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise
     finally:
         for sim in sims:
             sim.stop()
+
+
+def _refuse_device_path(port: str) -> None:
+    # The simulator publishes a pty at each path: it must never replace a real device node or open a URL.
+    if port.startswith("/dev/") or "://" in port:
+        raise click.ClickException(f"simulate plays devices on pseudo-terminals at plain paths; {port} is a real "
+                                   "device or a URL (use a config made for simulation)")

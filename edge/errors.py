@@ -27,18 +27,26 @@ class DeviceError(EdgeError):
 
 
 class FrameError(DeviceError):
-    """Bytes that do not form a valid frame; `kind` names the fault (checksum, length, garbage, ...)."""
+    """Bytes that do not form a valid frame; `kind` names the fault (checksum, length, garbage, ...).
 
-    def __init__(self, kind: str, detail: str = "") -> None:
+    `data` holds the offending bytes (at most `MAX_DATA`), for a technician's tool; a parser whose bytes
+    may carry a card number masks them first. `str()` never shows them, so logging an error is safe.
+    """
+
+    MAX_DATA = 64
+
+    def __init__(self, kind: str, detail: str = "", data: bytes = b"") -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
+        self.data = bytes(data[: self.MAX_DATA])
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, FrameError) and (self.kind, self.detail) == (other.kind, other.detail)
+        return isinstance(other, FrameError) and (self.kind, self.detail, self.data) == (
+            other.kind, other.detail, other.data)
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.detail))
+        return hash((self.kind, self.detail, self.data))
 
 
 class PosRequestError(EdgeError):

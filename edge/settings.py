@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import stat
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +18,7 @@ from pydantic_settings import (
 )
 
 from edge.errors import ConfigError
+from protocol.cards import CardScheme
 from protocol.ids import ID_PATTERN
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -54,18 +56,126 @@ class LoyaltySettings(BaseModel):
         return int(self.ticket_percent * 100)
 
 
-class TillSettings(BaseModel):
-    """One till: its POS line and the card reader beside it."""
+ReaderKind = Literal["rdm6300", "magstripe", "nfc-line", "pn532", "wiegand", "barcode"]
+READER_KINDS: tuple[ReaderKind, ...] = ("rdm6300", "magstripe", "nfc-line", "pn532", "wiegand", "barcode")
+DEFAULT_BAUD: dict[str, int] = {"pn532": 115200}
+"""Each family's usual speed where it is not 9600 (reference/devices.md)."""
+Parity = Literal["N", "E", "O", "M", "S"]
 
-    till_id: Id
-    pos_port: str
-    pos_baudrate: int = 9600
-    card_port: str | None = None
-    card_baudrate: int = 9600
+
+class SerialPortSettings(BaseModel):
+    """How a serial port is opened; `port` is a path (prefer /dev/serial/by-id/...) or a pyserial URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: Annotated[str, Field(min_length=1, max_length=512)]
+    baud: Annotated[int, Field(ge=300, le=4_000_000)] | None = None
+    """None: the family's usual speed (9600; 115200 for a PN532)."""
+    parity: Parity = "N"
+    bytesize: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+
+
+class ReaderSettings(SerialPortSettings):
+    """One card reader on its own port, beside one till."""
+
+    till: Annotated[str, Field(pattern=ID_PATTERN, max_length=32)]
+    kind: ReaderKind
+    name: Id | None = None
+    """How status and logs name it; default `<till>-<kind>`, numbered when a till has two of a kind."""
+    lrc: bool = False
+    """magstripe: the reader sends an LRC after each track (MagTek does not by default)."""
+    reverse_uid: bool = False
+    """nfc-line: the reader prints the UID bytes reversed ("rotate bytewise"); the box puts them back."""
+    wiegand_output: Literal["bits", "hex", "decimal"] = "bits"
+    """wiegand: what the converter is configured to send per card."""
+    wiegand_bits: Literal[26, 34] = 26
+    """wiegand: the reader's frame length (Wiegand-26 or -34); decimal output relies on it."""
+
+    @property
+    def baudrate(self) -> int:
+        return self.baud or DEFAULT_BAUD.get(self.kind, 9600)
+
+    @model_validator(mode="after")
+    def _options_of_its_kind(self) -> ReaderSettings:
+        owners = {"lrc": "magstripe", "reverse_uid": "nfc-line", "wiegand_output": "wiegand", "wiegand_bits": "wiegand"}
+        defaults = type(self).model_fields
+        # A default written out (a generated file) is harmless; a setting for another kind is a mistake.
+        stray = [option for option, kind in owners.items()
+                 if kind != self.kind and getattr(self, option) != defaults[option].default]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} do not apply to a {self.kind} reader")
+        return self
+
+
+TillId = Annotated[str, Field(pattern=ID_PATTERN, max_length=32)]
+"""Short enough that every device name built on it (`t1-pos`, `t1-magstripe-2`) stays a valid name."""
+
+
+class TillSettings(BaseModel):
+    """One till: its POS line (a serial port, or a TCP connection the till opens to the box)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    till_id: TillId
+    pos_transport: Literal["serial", "tcp"] = "serial"
+    pos_port: str | None = None
+    """serial: the till's port (a path or a pyserial URL such as socket://10.0.0.12:4001)."""
+    pos_baudrate: Annotated[int, Field(ge=300, le=4_000_000)] = 9600
+    pos_parity: Parity = "N"
+    pos_peers: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)
+    """tcp: the addresses this till may connect from (an address or a network); required for a TCP till."""
     card_hold_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """How long a presented card waits for the till's next sale."""
     pos_inter_byte_timeout_s: Annotated[float, Field(ge=0.1, le=5)] = 0.5
     """Silence after which a partial POS frame is dropped (docs/pos-protocol.md); the line reads in 0.1 s steps."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_settings(cls, data: object) -> object:
+        if isinstance(data, dict) and ("card_port" in data or "card_baudrate" in data):
+            raise ValueError("card_port moved: describe each card reader in its own [[readers]] section "
+                             "(till = \"...\", kind = \"rdm6300\", port = \"...\"); see deploy/edge.example.toml")
+        return data
+
+    @model_validator(mode="after")
+    def _transport_settings(self) -> TillSettings:
+        if self.pos_transport == "serial" and not self.pos_port:
+            raise ValueError(f"till {self.till_id}: pos_port is needed for pos_transport = \"serial\"")
+        if self.pos_transport == "tcp" and self.pos_port:
+            raise ValueError(f"till {self.till_id}: a TCP till dials the box; drop pos_port (see [pos_tcp])")
+        if self.pos_transport == "serial" and self.pos_peers:
+            raise ValueError(f"till {self.till_id}: pos_peers applies to pos_transport = \"tcp\" only")
+        if self.pos_transport == "tcp" and not self.pos_peers:
+            # Till ids are short and guessable: without an address any machine on the LAN could sell as one.
+            raise ValueError(f"till {self.till_id}: a TCP till needs pos_peers, the addresses it connects from "
+                             "(e.g. [\"10.0.0.12/32\"])")
+        return self
+
+
+class PosTcpSettings(BaseModel):
+    """Where the box listens for tills that speak the POS line protocol over TCP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen: Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")] = "0.0.0.0:7100"
+    """host:port (an IPv6 address in brackets)."""
+    hello_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        if not 0 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("the port is 0 to 65535")
+        return value
 
 
 class EdgeSettings(BaseSettings):
@@ -83,7 +193,11 @@ class EdgeSettings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     sync: SyncSettings = SyncSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
+    cards: CardScheme = CardScheme()
+    """Chain-wide: the same on every box and at the hub (docs/cards.md)."""
     tills: list[TillSettings] = Field(default_factory=list)
+    readers: list[ReaderSettings] = Field(default_factory=list)
+    pos_tcp: PosTcpSettings | None = None
 
     @field_validator("pepper")
     @classmethod
@@ -99,7 +213,37 @@ class EdgeSettings(BaseSettings):
         ids = [till.till_id for till in self.tills]
         if len(ids) != len(set(ids)):
             raise ValueError("till ids must be unique")
+        ports = [reader.port for reader in self.readers] + [till.pos_port for till in self.tills if till.pos_port]
+        # loop:// is a fresh loopback at each open (tests, benchmarks), not a device.
+        shared = sorted({port for port in ports if ports.count(port) > 1 and not port.startswith("loop://")})
+        if shared:
+            # Two readers of one port split its bytes between them: cards and sales would be lost.
+            raise ValueError(f"a port serves one device: {', '.join(shared)} is configured more than once")
+        for reader in self.readers:
+            if reader.till not in ids:
+                raise ValueError(f"reader {reader.kind} on {reader.port} names till {reader.till}, "
+                                 "which is not configured")
+            if reader.kind == "wiegand" and self.cards.em4100 == "tag32" and reader.wiegand_bits == 26:
+                raise ValueError(f"a Wiegand-26 reader on {reader.port} gives 24 bits of a card; the chain's "
+                                 "cards.em4100 = \"tag32\" needs 32: set wiegand_bits = 34 if the reader sends "
+                                 "34-bit frames, else cards.em4100 = \"wiegand24\" chain-wide (docs/cards.md)")
+        names = [name for name, _ in self.named_readers()] + [f"{till_id}-pos" for till_id in ids]
+        if len(names) != len(set(names)):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise ValueError(f"device names must be unique: {', '.join(twice)}")
+        if any(till.pos_transport == "tcp" for till in self.tills) and self.pos_tcp is None:
+            raise ValueError("a till has pos_transport = \"tcp\": add a [pos_tcp] section with listen = \"host:port\"")
         return self
+
+    def named_readers(self) -> list[tuple[str, ReaderSettings]]:
+        """Every reader with the name status and logs use: its own, or `<till>-<kind>` (`-2`, `-3`... for more)."""
+        seen: dict[str, int] = {}
+        named = []
+        for reader in self.readers:
+            base = reader.name or f"{reader.till}-{reader.kind}"
+            seen[base] = seen.get(base, 0) + 1
+            named.append((base if seen[base] == 1 or reader.name else f"{base}-{seen[base]}", reader))
+        return named
 
     @property
     def journal_path(self) -> Path:

@@ -93,6 +93,29 @@ class Ack(BaseModel):
     refused_hash: Hash | None = None
 
 
+ShortName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class PeripheralHealth(BaseModel):
+    """One device the box reads (a card reader, a till's POS line), as its heartbeat reports it.
+
+    `frames`: well-formed frames; `reads`: cards presented (repeats of a card resting on a reader are one);
+    `errors`: faults by kind (noise, checksum, parity, timeout, card_id...); `reopens`: times the port came
+    back after it was lost; `last_read_at`: the last card presented.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: ShortName
+    till: Id | None = None
+    state: Literal["starting", "up", "down", "stopped"]
+    frames: Count = 0
+    reads: Count = 0
+    errors: dict[ShortName, Count] = Field(default_factory=dict)
+    reopens: Count = 0
+    last_read_at: UtcDatetime | None = None
+
+
 class DeviceStatus(BaseModel):
     """The box's heartbeat, retained on `.../{site}/{device}/status`; the broker's last will says offline."""
 
@@ -115,5 +138,7 @@ class DeviceStatus(BaseModel):
     """Random per connection to the broker, in the heartbeats and the last will of that connection: the
     hub takes a will only for the connection it last heard from, so an old will replayed changes nothing."""
     peripherals: dict[str, str] = Field(default_factory=dict)
+    """Each peripheral's state by name (kept for hubs that read only this; `peripheral_health` has it all)."""
+    peripheral_health: dict[ShortName, PeripheralHealth] = Field(default_factory=dict)
     counters: dict[str, Count] = Field(default_factory=dict)
     signature: Signature | None = None

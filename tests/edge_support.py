@@ -9,6 +9,7 @@ from typing import Any
 from edge.settings import EdgeSettings
 from edge.store.bootstrap import open_journal
 from edge.store.journal import Journal
+from protocol.cards import CardId, CardScheme, em4100_id
 
 PEPPER = "test-pepper-0123456789abcdef"
 
@@ -20,7 +21,8 @@ def edge_settings(tmp_path: Path, **overrides: Any) -> EdgeSettings:
         "device_id": "riverside-box1",
         "data_dir": tmp_path / "data",
         "pepper": PEPPER,
-        "tills": [{"till_id": "t1", "pos_port": "loop://", "card_port": "loop://"}],
+        "tills": [{"till_id": "t1", "pos_port": "loop://"}],
+        "readers": [{"till": "t1", "kind": "rdm6300", "port": "loop://"}],
     }
     data.update(overrides)
     return EdgeSettings.model_validate(data)
@@ -52,3 +54,8 @@ def write_config(path: Path, settings: EdgeSettings) -> Path:
 def new_journal(settings: EdgeSettings) -> Journal:
     """The box's journal, creating its master key on first use."""
     return open_journal(settings, create_key=True)
+
+
+def fob(hex10: str, scheme: CardScheme | None = None) -> CardId:
+    """The card id of an EM4100 fob as an RDM6300 reads it (10 hex chars: version and tag)."""
+    return em4100_id(int(hex10, 16), 40, scheme or CardScheme())

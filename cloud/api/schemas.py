@@ -39,6 +39,20 @@ class GapOut(BaseModel):
     received_at: datetime
 
 
+class PeripheralOut(BaseModel):
+    """A card reader or a till's POS line of a box, as its last heartbeat said; errors by kind."""
+
+    name: str
+    kind: str
+    till: str | None
+    state: str
+    frames: int
+    reads: int
+    errors: dict[str, int]
+    reopens: int
+    last_read_at: datetime | None
+
+
 class DeviceOut(BaseModel):
     """One site box as last heard from; `last_seen` is null until it first speaks."""
 
@@ -53,6 +67,7 @@ class DeviceOut(BaseModel):
     conflict: str | None
     lost_events: int
     recent_gaps: list[GapOut]
+    peripherals: list[PeripheralOut]
 
 
 class SiteOut(BaseModel):

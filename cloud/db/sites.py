@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cloud.db import ingest as db
 from cloud.db.schema import devices, event_gaps, sites
 from cloud.errors import IngestError
-from protocol.messages import DeviceStatus
+from protocol.messages import DeviceStatus, PeripheralHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,21 @@ class GapView:
     seq: int
     reason: str
     received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PeripheralView:
+    """A card reader or POS line of a box, as the box's last heartbeat reported it."""
+
+    name: str
+    kind: str
+    till: str | None
+    state: str
+    frames: int
+    reads: int
+    errors: dict[str, int]
+    reopens: int
+    last_read_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,7 @@ class DeviceView:
     conflict: str | None = None
     lost_events: int = 0
     recent_gaps: list[GapView] = field(default_factory=list)
+    peripherals: list[PeripheralView] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +150,7 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
                 conflict=row.chain_error,
                 lost_events=int(row.lost_events),
                 recent_gaps=_recent_gaps(conn, row.device_id) if row.lost_events else [],
+                peripherals=_peripherals(row.status),
             )
         )
     result = []
@@ -149,6 +166,21 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
             )
         )
     return result
+
+
+def _peripherals(status: object) -> list[PeripheralView]:
+    """The devices a box reported in its last heartbeat (validated when it arrived), by name."""
+    reported = status.get("peripheral_health") if isinstance(status, dict) else None
+    if not isinstance(reported, dict):
+        return []
+    views = []
+    for name, body in sorted(reported.items()):
+        health = PeripheralHealth.model_validate(body)
+        views.append(PeripheralView(
+            name=name, kind=health.kind, till=health.till, state=health.state, frames=health.frames,
+            reads=health.reads, errors=dict(health.errors), reopens=health.reopens, last_read_at=health.last_read_at,
+        ))
+    return views
 
 
 def _recent_gaps(conn: sa.Connection, device_id: str) -> list[GapView]:

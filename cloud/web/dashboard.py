@@ -56,7 +56,7 @@ def _sites_table(sites: Sequence[SiteView]) -> str:
 
 
 def _attention(site: SiteView) -> list[str]:
-    """What an operator should look at on a site's boxes: conflicts, lost events, keys."""
+    """What an operator should look at on a site's boxes: conflicts, lost events, keys, devices down."""
     notes = []
     for device in site.devices:
         if device.revoked:
@@ -68,6 +68,10 @@ def _attention(site: SiteView) -> list[str]:
         if device.lost_events:
             reasons = sorted({gap.reason for gap in device.recent_gaps})
             notes.append(f"{device.device_id}: {device.lost_events} lost event(s) ({', '.join(reasons)})")
+        if device.online:  # an offline box's last report says nothing about its readers now
+            down = [p.name for p in device.peripherals if p.state == "down"]
+            if down:
+                notes.append(f"{device.device_id}: {', '.join(down)} down")
     return notes
 
 

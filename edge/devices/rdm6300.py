@@ -25,6 +25,17 @@ class CardRead:
 
     card_id: str
 
+    @property
+    def tag40(self) -> int:
+        """The 40 bits the module read: version byte and 32-bit tag."""
+        return int(self.card_id, 16)
+
+    def fields(self) -> dict[str, object]:
+        """Version, the 32-bit tag and its printed 10-digit form, for a technician."""
+        tag = self.tag40 & 0xFFFFFFFF
+        return {"hex": self.card_id, "version": self.tag40 >> 32, "tag": tag, "tag_printed": f"{tag:010d}",
+                "facility_24": (tag >> 16) & 0xFF, "number_24": tag & 0xFFFF}
+
 
 def _checksum(card_id: str) -> int:
     value = 0

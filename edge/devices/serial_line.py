@@ -24,6 +24,8 @@ READ_TIMEOUT = 0.1  # bounds how long stop() waits for the reader to notice
 WRITE_TIMEOUT = 0.5  # a peer that stops reading must not wedge the writer
 
 STARTING, UP, DOWN, STOPPED = "starting", "up", "down", "stopped"
+NO_RESPONSE = "no_response"
+"""The FrameError kind of a driven device that stopped answering: the line shows it down until it answers."""
 
 
 class Parser(Protocol):
@@ -46,6 +48,26 @@ class Parser(Protocol):
         ...
 
 
+class Driver(Parser, Protocol):
+    """A parser for a device the box must drive (PN532: wake-up, configuration, polling).
+
+    Still pure: it says what to send, the line sends it; time is an argument.
+    """
+
+    def start(self) -> bytes:
+        """Bytes to send as soon as the port is open (a fresh driver is made for every open)."""
+        ...
+
+    def poll(self, now: float) -> bytes:
+        """Bytes to send now (b"" for none); called after every read attempt, at least every READ_TIMEOUT."""
+        ...
+
+    @property
+    def answering(self) -> bool:
+        """Whether the device behind the port answers; a FrameError "no_response" said it stopped."""
+        ...
+
+
 class SerialLine:
     """Reads one serial port in a daemon thread and hands every parsed item to `on_item`."""
 
@@ -55,6 +77,9 @@ class SerialLine:
         name: str,
         url: str,
         baudrate: int = 9600,
+        parity: str = "N",
+        bytesize: int = 8,
+        stopbits: int = 1,
         parser_factory: Callable[[], Parser],
         on_item: Callable[[SerialLine, object], None],
         on_state: Callable[[SerialLine, str], None] | None = None,
@@ -70,6 +95,7 @@ class SerialLine:
         self.name = name
         self.url = url
         self.baudrate = baudrate
+        self.parity, self.bytesize, self.stopbits = parity, bytesize, stopbits
         self._parser_factory = parser_factory
         self._on_item = on_item
         self._on_state = on_state
@@ -151,6 +177,7 @@ class SerialLine:
                 logger.exception("serial line %s: reader failed; restarting it", self.name)
                 self._count("failures")
                 self._close_port()
+                self._went_down("the reader failed (see the traceback above)")
                 delay = self._pause(delay)
 
     def _cycle(self, delay: float) -> float:
@@ -171,23 +198,23 @@ class SerialLine:
 
     def _open(self) -> serial.SerialBase:
         port = serial.serial_for_url(
-            self.url, baudrate=self.baudrate, timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT
+            self.url, baudrate=self.baudrate, parity=self.parity, bytesize=self.bytesize, stopbits=self.stopbits,
+            timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT,
         )
         with self._port_lock:
             self._port = port
         self._count("opens")
-        if self._down_since is not None:
-            outage = time.monotonic() - self._down_since
-            logger.info("serial line %s (%s) is back after %.1fs", self.name, self.url, outage)
-        else:
+        if self._down_since is None:
             logger.info("serial line %s opened %s", self.name, self.url)
-        self._down_since = None
-        self._set_state(UP)
+        self._came_back()
         return port
 
     def _read_until_gone(self, port: serial.SerialBase) -> bool:
         """Pump bytes into a fresh parser until stop() or the port fails; True if any byte came."""
         parser = self._parser_factory()
+        driver = parser if callable(getattr(parser, "poll", None)) else None
+        if driver is not None:
+            self._drive(port, driver.start())  # type: ignore[attr-defined]
         got_data = False
         last_byte_at = time.monotonic()
         quiet = True  # no byte since the last flush (or since the port opened): nothing to flush
@@ -217,7 +244,21 @@ class SerialLine:
                 quiet = False
                 last_byte_at = now
                 parser = self._deliver(parser, data)
+            if driver is not None:
+                if parser is not driver:  # the parser raised and was replaced: drive the fresh one
+                    driver = parser
+                    self._drive(port, driver.start())  # type: ignore[attr-defined]
+                self._drive(port, driver.poll(now))  # type: ignore[attr-defined]
+                # What the driver concluded on its own (a chip that stopped answering) is an item too.
+                parser = self._deliver(parser, b"")
+                if self._state == DOWN and getattr(driver, "answering", False):
+                    self._came_back()  # the port never closed: the device behind it answers again
         return got_data
+
+    def _drive(self, port: serial.SerialBase, data: bytes) -> None:
+        """Send what a driver asks for; a failed write surfaces as the next read's failure."""
+        if data:
+            self.write(data)
 
     def _flush(self, parser: Parser) -> Parser:
         """Silence on the line: make the parser drop a partial frame (and report it, as any FrameError)."""
@@ -247,8 +288,13 @@ class SerialLine:
         for item in items:
             if isinstance(item, FrameError):
                 self._count_error(item.kind)
+                if item.kind == NO_RESPONSE:
+                    # The port is open but the device behind it is silent (a driven chip lost power).
+                    self._went_down("the device does not answer")
             else:
                 self._count("items")
+                if self._state == DOWN:
+                    self._came_back()
             try:
                 self._on_item(self, item)
             except Exception:
@@ -275,6 +321,13 @@ class SerialLine:
             self._set_state(DOWN)
         else:
             logger.debug("serial line %s still down: %s", self.name, reason)
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            logger.info("serial line %s (%s) is back after %.1fs", self.name, self.url,
+                        time.monotonic() - self._down_since)
+        self._down_since = None
+        self._set_state(UP)
 
     def _close_port(self) -> None:
         with self._port_lock:

@@ -1,9 +1,7 @@
-"""Authenticated encryption of journal rows (AES-256-GCM) and keyed card tokens (HMAC-SHA256)."""
+"""Authenticated encryption of journal rows (AES-256-GCM); card tokens are protocol.cards.card_token."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -32,9 +30,3 @@ class Sealer:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except (InvalidTag, ValueError) as exc:
             raise StoreError("journal row fails authentication (altered, moved or wrong key)") from exc
-
-
-def card_token(pepper: bytes, reader_kind: str, card_id: str) -> str:
-    """The chain-wide token of a card: HMAC-SHA256 under the pepper; the card id itself is never stored."""
-    message = f"{reader_kind}:{card_id.strip().upper()}".encode()
-    return hmac.new(pepper, message, hashlib.sha256).hexdigest()

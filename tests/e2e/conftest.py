@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from edge.devices.pos import PosFrame, PosFrameParser, SaleAnswer, encode_frame, parse_answer
-from edge.devices.pty import PtyEnd, create_pty_link
 from edge.devices.rdm6300 import encode_frame as card_frame
 from edge.settings import EdgeSettings
+from edge.simulator.pty import PtyEnd, create_pty_link
 from tests.edge_support import edge_settings, write_config
 from tests.support.brokers import Mosquitto
 from tests.support.processes import Hub, Program, edge_program
@@ -77,7 +77,8 @@ def make_site(
         pos = create_pty_link(root / "dev" / "pos-t1")
         settings = edge_settings(
             root, site_id=site_id, device_id=f"{site_id}-box1",
-            tills=[{"till_id": "t1", "pos_port": str(pos.link), "card_port": str(card.link)}],
+            tills=[{"till_id": "t1", "pos_port": str(pos.link)}],
+            readers=[{"till": "t1", "kind": "rdm6300", "port": str(card.link)}],
             mqtt={"port": mosquitto.port, "keepalive_s": 5},
             sync={"ack_timeout_s": 3, "heartbeat_s": 1},
             **overrides,

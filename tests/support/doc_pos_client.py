@@ -26,6 +26,7 @@ import json
 import os
 import re
 import select
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -379,3 +380,72 @@ def _decode_answer(payload: bytes) -> dict[str, Any] | None:
     if not isinstance(value, dict) or value.get("type") != "answer":
         return None
     return value
+
+
+# ------------------------------------------------------------------------------ over TCP (doc section 7)
+#
+# Written from section 7 of the page alone: the box listens, the till connects, sends a hello frame first
+# and waits for a welcome (or a refused frame) before its first sale; then the line is as on serial.
+
+WELCOME_TIMEOUT_S = 2.0  # doc 7.2: "if neither ... has arrived within 2 s, close the connection and redial"
+
+
+def build_hello(till: str) -> bytes:
+    """doc 7.2: the hello frame, ``{"type":"hello","till":"<till id>"}``, framed as any frame (section 2)."""
+    return build_frame(encode_request({"type": "hello", "till": till}))
+
+
+@dataclass(frozen=True)
+class TcpHello:
+    """How a hello went.
+
+    `result`: ``"welcome"`` (sell on this connection), ``"refused"`` (`message` says why; the box closes the
+    connection), ``"closed"`` (the box closed the connection without a word) or ``"no_answer"`` (nothing
+    within `WELCOME_TIMEOUT_S`).
+    """
+
+    result: Literal["welcome", "refused", "closed", "no_answer"]
+    message: dict[str, Any] | None = None
+    raw: bytes = b""
+
+
+def tcp_hello(sock: socket.socket, till: str, *, timeout_s: float = WELCOME_TIMEOUT_S) -> TcpHello:
+    """Send the hello on a connected socket and wait for the box's welcome or refused frame (doc 7.2)."""
+    sock.sendall(build_hello(till))
+    reader = FrameReader()
+    raw = bytearray()
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            break
+        try:
+            chunk = sock.recv(4096)
+        except OSError:
+            return TcpHello("closed", raw=bytes(raw))
+        if not chunk:
+            return TcpHello("closed", raw=bytes(raw))
+        raw += chunk
+        for item in reader.feed(chunk):
+            if item.kind != "frame" or not item.lrc_ok:
+                continue
+            try:
+                message = json.loads(item.payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if isinstance(message, dict) and message.get("type") in ("welcome", "refused"):
+                return TcpHello(message["type"], message, bytes(raw))
+    return TcpHello("no_answer", raw=bytes(raw))
+
+
+def tcp_connect(
+    host: str, port: int, till: str, *, timeout_s: float = WELCOME_TIMEOUT_S
+) -> tuple[socket.socket, TcpHello]:
+    """doc 7.1 and 7.2: connect to the box, set TCP_NODELAY, say hello. Close the socket unless welcomed."""
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)  # DocPosClient does its own waiting with select
+    hello = tcp_hello(sock, till, timeout_s=timeout_s)
+    if hello.result != "welcome":
+        sock.close()
+    return sock, hello

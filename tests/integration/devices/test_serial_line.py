@@ -14,10 +14,10 @@ import pytest
 
 from edge.devices.pos import NAK, PosControl, PosFrame, PosFrameParser
 from edge.devices.pos import encode_frame as encode_pos_frame
-from edge.devices.pty import PtyEnd, create_pty_link
 from edge.devices.rdm6300 import CardRead, Rdm6300Parser, encode_frame
 from edge.devices.serial_line import SerialLine
 from edge.errors import FrameError
+from edge.simulator.pty import PtyEnd, create_pty_link
 from tests.support.waiting import wait_for
 
 CARDS = [f"{i:02X}00C0{i * 7919 % 65536:04X}" for i in range(1, 41)]

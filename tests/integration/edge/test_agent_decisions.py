@@ -14,7 +14,7 @@ import pytest
 from edge.agent import Agent
 from edge.devices.pos import PosFrameParser, SaleAnswer, parse_answer
 from edge.settings import EdgeSettings
-from tests.edge_support import PEPPER, edge_settings, new_journal
+from tests.edge_support import PEPPER, edge_settings, fob, new_journal
 
 CARD = "67003B51C6"
 
@@ -51,12 +51,12 @@ def agent(settings: EdgeSettings) -> Iterator[Agent]:
 
 
 def test_a_member_earns_ten_percent_of_tickets_and_the_balance_grows(agent: Agent) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
     assert first.status == "ok" and first.loyalty is not None
     assert (first.loyalty.status, first.loyalty.points, first.loyalty.balance) == ("earned", 250, 250)
-    assert first.card == "******51C6"
-    agent.present_card("t1", CARD, reader_kind="rfid", now=200.0)
+    assert first.card == "******7558"
+    agent.present_card("t1", fob(CARD), now=200.0)
     second = answer_of(agent.handle_sale("t1", request("S-2", tickets=1, price=1000), now=201.0))
     assert second.loyalty is not None and (second.loyalty.points, second.loyalty.balance) == (100, 350)
     assert agent.journal.stats().last_seq == 2
@@ -71,15 +71,15 @@ def test_a_sale_without_a_card_is_recorded_without_points(agent: Agent) -> None:
 
 
 def test_a_card_is_used_once_and_repeats_of_the_same_read_are_ignored(agent: Agent) -> None:
-    assert agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
-    assert not agent.present_card("t1", CARD, reader_kind="rfid", now=10.1)  # the module repeats its frame
+    assert agent.present_card("t1", fob(CARD), now=10.0)
+    assert not agent.present_card("t1", fob(CARD), now=10.1)  # the module repeats its frame
     answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
     later = answer_of(agent.handle_sale("t1", request("S-2"), now=12.0))
     assert later.loyalty is not None and later.loyalty.status == "no_card"
 
 
 def test_a_resent_sale_gets_the_same_answer_and_earns_once(agent: Agent) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
     again = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
     assert again.loyalty == first.loyalty
@@ -119,7 +119,7 @@ def test_a_full_disk_fails_open_and_loses_no_recorded_sale(agent: Agent) -> None
     assert full.status == "error" and full.loyalty is not None and full.loyalty.status == "unavailable"
     assert agent.counters["sales_failed_open"] == 1
     conn.execute("PRAGMA max_page_count = 1073741823")  # space returns
-    agent.present_card("t1", CARD, reader_kind="rfid", now=20.0)
+    agent.present_card("t1", fob(CARD), now=20.0)
     ok = answer_of(agent.handle_sale("t1", request("S-after"), now=21.0))
     assert ok.status == "ok" and ok.loyalty is not None and ok.loyalty.status == "earned"
     recorded = [e.payload["sale_id"] for e in agent.journal.read_events(from_seq=1, limit=1000)]
@@ -156,9 +156,9 @@ def events(agent: Agent) -> list[tuple[str, dict[str, Any]]]:
 def test_a_reused_sale_id_with_other_content_is_a_conflict_that_earns_nothing(
     agent: Agent, changed: dict[str, Any]
 ) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
-    agent.present_card("t1", "1A00C0FFEE", reader_kind="rfid", now=12.0)
+    agent.present_card("t1", fob("1A00C0FFEE"), now=12.0)
     conflict = answer_of(agent.handle_sale("t1", request("S-1", **changed), now=13.0))
     assert (conflict.sale_id, conflict.status, conflict.loyalty, conflict.card) == ("S-1", "conflict", None, None)
     assert conflict.message == "sale_id S-1 was already used for a different sale; nothing earned"
@@ -175,11 +175,11 @@ def test_a_reused_sale_id_with_other_content_is_a_conflict_that_earns_nothing(
     assert answer_of(agent.handle_sale("t1", request("S-1"), now=14.0)).loyalty == first.loyalty
     # The card presented before the conflict was not spent by it.
     later = answer_of(agent.handle_sale("t1", request("S-2"), now=15.0))
-    assert later.loyalty is not None and later.loyalty.status == "earned" and later.card == "******FFEE"
+    assert later.loyalty is not None and later.loyalty.status == "earned" and later.card == "******8430"
 
 
 def test_the_same_sale_written_differently_is_a_repeat_not_a_conflict(agent: Agent) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     first = answer_of(agent.handle_sale("t1", request("S-1"), now=11.0))
     body = json.loads(request("S-1"))
     body["items"][0]["showtime"] = "2026-11-23T20:30:00+01:00"  # the same instant
@@ -216,19 +216,19 @@ def test_a_showtime_given_as_a_number_is_refused(agent: Agent, showtime: object)
 
 
 def test_a_newer_card_replaces_the_waiting_one(agent: Agent) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
-    agent.present_card("t1", "1A00C0FFEE", reader_kind="rfid", now=11.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
+    agent.present_card("t1", fob("1A00C0FFEE"), now=11.0)
     answer = answer_of(agent.handle_sale("t1", request("S-1"), now=12.0))
-    assert answer.card == "******FFEE"
+    assert answer.card == "******8430"
 
 
 def test_a_card_waits_card_hold_s_and_no_longer(agent: Agent, settings: EdgeSettings) -> None:
     hold = settings.tills[0].card_hold_s
     assert hold == 120.0  # the documented default
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     kept = answer_of(agent.handle_sale("t1", request("S-1"), now=10.0 + hold - 1))
     assert kept.loyalty is not None and kept.loyalty.status == "earned"
-    agent.present_card("t1", CARD, reader_kind="rfid", now=200.0)
+    agent.present_card("t1", fob(CARD), now=200.0)
     late = answer_of(agent.handle_sale("t1", request("S-2"), now=200.0 + hold + 1))
     assert late.loyalty is not None and late.card is None
     assert (late.loyalty.status, late.loyalty.points, late.loyalty.balance) == ("no_card", 0, None)
@@ -236,11 +236,11 @@ def test_a_card_waits_card_hold_s_and_no_longer(agent: Agent, settings: EdgeSett
 
 def test_a_card_is_not_spent_by_a_rejected_or_repeated_sale(agent: Agent) -> None:
     answer_of(agent.handle_sale("t1", request("S-1"), now=10.0))  # no card yet
-    agent.present_card("t1", CARD, reader_kind="rfid", now=11.0)
+    agent.present_card("t1", fob(CARD), now=11.0)
     assert answer_of(agent.handle_sale("t1", request("S-2", currency="euro"), now=12.0)).status == "rejected"
     assert answer_of(agent.handle_sale("t1", request("S-1"), now=13.0)).status == "ok"  # a repeat
     answer = answer_of(agent.handle_sale("t1", request("S-3"), now=14.0))
-    assert answer.loyalty is not None and answer.loyalty.status == "earned" and answer.card == "******51C6"
+    assert answer.loyalty is not None and answer.loyalty.status == "earned" and answer.card == "******7558"
 
 
 def test_the_same_conflicting_request_sent_again_is_recorded_once(agent: Agent) -> None:
@@ -257,7 +257,7 @@ def test_the_same_conflicting_request_sent_again_is_recorded_once(agent: Agent) 
 def test_a_repeat_whose_recorded_answer_no_longer_opens_sells_without_loyalty(
     agent: Agent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    agent.present_card("t1", CARD, reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob(CARD), now=10.0)
     agent.handle_sale("t1", request("S-1"), now=11.0)
     conn = sqlite3.connect(agent.journal.path)
     conn.execute("UPDATE journal SET body = X'00112233445566778899aabbccddeeff00' WHERE seq = 1")

@@ -10,7 +10,7 @@ import pytest
 
 from edge.agent import Agent
 from edge.devices.pos import PosFrame, PosFrameParser, encode_frame
-from tests.edge_support import PEPPER, edge_settings, new_journal
+from tests.edge_support import PEPPER, edge_settings, fob, new_journal
 from tests.support.pos_doc import example_hex, example_json
 
 
@@ -39,9 +39,9 @@ def test_the_member_answer_in_hex(agent: Agent) -> None:
     # The page's member already holds 1375 points: earn them with a 137.50 ticket first (10 %).
     earlier = json.loads(doc_request())
     earlier["sale_id"], earlier["items"][0]["price"] = "S-000100", 13750
-    agent.present_card("t1", "67003B51C6", reader_kind="rfid", now=10.0)
+    agent.present_card("t1", fob("67003B51C6"), now=10.0)
     agent.handle_sale("t1", json.dumps(earlier).encode(), now=11.0)
-    agent.present_card("t1", "67003B51C6", reader_kind="rfid", now=20.0)
+    agent.present_card("t1", fob("67003B51C6"), now=20.0)
     assert agent.handle_sale("t1", doc_request(), now=21.0) == example_hex("answer-hex")
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from edge.agent import Agent
-from edge.devices.pty import PtyEnd, create_pty_link
 from edge.devices.rdm6300 import encode_frame as card_frame
 from edge.settings import EdgeSettings
+from edge.simulator.pty import PtyEnd, create_pty_link
 from tests.edge_support import PEPPER, edge_settings, new_journal
 from tests.support.brokers import free_port
 from tests.support.doc_pos_client import (
@@ -110,7 +110,7 @@ class Site:
         box = Agent(settings, journal=new_journal(settings), pepper=PEPPER.encode())
         box.start()
         self.agent, self.cards_read = box, 0
-        wait_for(lambda: box.status(True).peripherals == {"t1-pos": "up", "t1-card": "up"}, timeout=10,
+        wait_for(lambda: box.status(True).peripherals == {"t1-pos": "up", "t1-rdm6300": "up"}, timeout=10,
                  what="both lines open")
 
     def restart(self) -> None:
@@ -137,7 +137,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     # No broker listens on this port: the box works offline (its answers are the same, doc section 4).
     settings = edge_settings(
         tmp_path, mqtt={"port": free_port()},
-        tills=[{"till_id": "t1", "pos_port": str(site.pos.link), "card_port": str(site.card.link)}],
+        tills=[{"till_id": "t1", "pos_port": str(site.pos.link)}],
+            readers=[{"till": "t1", "kind": "rdm6300", "port": str(site.card.link)}],
     )
     site.start(settings)
     yield site
@@ -166,9 +167,9 @@ def test_the_request_hex_example_is_a_compact_frame_with_the_stated_size_and_lrc
 def test_the_answer_hex_example_matches_byte_for_byte() -> None:
     frame = parse_hexdump(doc_example("answer-hex"))
     payload = frame[1:-2]
-    assert frame[-1] == 0x18 and build_frame(payload) == frame
+    assert frame[-1] == 0x66 and build_frame(payload) == frame
     answer = json.loads(payload)
-    assert answer["card"] == "******51C6" and answer["loyalty"]["status"] == "earned"
+    assert answer["card"] == "******7558" and answer["loyalty"]["status"] == "earned"
     assert encode_request(answer) == payload
 
 
@@ -196,7 +197,7 @@ def test_a_card_presented_first_earns_points_and_comes_back_masked(site: Site) -
     answer = assert_only_its_answer(site.till.sale(doc_request()), "S-000124")
     expected = json.loads(parse_hexdump(doc_example("answer-hex"))[1:-2])
     assert set(answer) == set(expected)
-    assert (answer["status"], answer["card"], answer["message"]) == ("ok", "******51C6", None)
+    assert (answer["status"], answer["card"], answer["message"]) == ("ok", "******7558", None)
     loyalty = answer["loyalty"]
     assert loyalty["status"] == "earned" and loyalty["points"] == expected["loyalty"]["points"]
     assert isinstance(loyalty["balance"], int) and loyalty["balance"] >= loyalty["points"]
@@ -419,7 +420,7 @@ def test_a_newer_card_replaces_the_waiting_one(site: Site) -> None:
     site.present_card("0A0B0C1234")
     site.present_card(CARD)
     answer = assert_only_its_answer(site.till.sale(sale("S-1")), "S-1")
-    assert answer["loyalty"]["status"] == "earned" and answer["card"] == "******51C6"
+    assert answer["loyalty"]["status"] == "earned" and answer["card"] == "******7558"
 
 
 def test_a_sale_is_remembered_across_a_restart_of_the_box(site: Site) -> None:
@@ -442,4 +443,4 @@ def test_a_card_is_not_spent_by_requests_that_record_no_new_sale(site: Site) -> 
         assert answer["status"] == status and answer["card"] is None
         assert answer["loyalty"] in (None, {"status": "no_card", "points": 0, "balance": None})
     answer = assert_only_its_answer(site.till.sale(sale("S-2")), "S-2")
-    assert answer["loyalty"]["status"] == "earned" and answer["card"] == "******51C6"
+    assert answer["loyalty"]["status"] == "earned" and answer["card"] == "******7558"

@@ -58,7 +58,7 @@ def test_the_request_hex_dump_is_one_good_frame_of_the_stated_size_and_lrc() -> 
 
 
 def test_the_answer_hex_dump_is_byte_for_byte_what_the_box_encodes() -> None:
-    stated = re.search(r"card ends in `51C6` \(LRC `0x([0-9A-F]{2})`\)", doc_text())
+    stated = re.search(r"fob is printed `0003887558` \(LRC `0x([0-9A-F]{2})`\)", doc_text())
     assert stated is not None
     frame = example_hex("answer-hex")
     (item,) = PosFrameParser().feed(frame)

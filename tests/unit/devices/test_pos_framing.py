@@ -179,20 +179,6 @@ def test_recorded_session() -> None:
     assert summary(items) == ["!checksum", request, ACK, b"PING"]
 
 
-@given(st.lists(st.one_of(st.binary(max_size=600), st.none()), max_size=30))
-def test_arbitrary_bytes_and_flushes_never_raise_and_memory_stays_bounded(chunks: list[bytes | None]) -> None:
-    parser = PosFrameParser()
-    for chunk in chunks:
-        if chunk is None:  # a silence on the line
-            dropped = parser.flush()
-            assert dropped is None or dropped.kind == "timeout"
-            assert parser.pending == 0
-            continue
-        for item in parser.feed(chunk):
-            assert isinstance(item, PosFrame | PosControl | FrameError)
-        assert parser.pending <= MAX_PAYLOAD + 2  # STX and ETX around the largest payload
-
-
 @given(st.binary(max_size=300), st.lists(payloads, max_size=10), st.integers(min_value=1, max_value=50))
 def test_after_a_flush_every_frame_is_recovered_whatever_came_before(
     before: bytes, frames: list[bytes], chunk: int

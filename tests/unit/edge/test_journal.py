@@ -11,12 +11,12 @@ import pytest
 
 from edge.errors import KeyFileError, StoreError
 from edge.store.bootstrap import open_journal
-from edge.store.crypto import card_token
 from edge.store.journal import Journal
 from edge.store.keys import create_master_key, load_master_key
+from protocol.cards import card_token
 from protocol.chain import verify_chain
 from protocol.ids import uuid7
-from tests.edge_support import edge_settings, new_journal
+from tests.edge_support import edge_settings, fob, new_journal
 from tests.unit.protocol.factories import sale_payload
 
 CARD_ID = "67003B51C6"
@@ -48,7 +48,7 @@ def test_events_survive_a_restart_and_the_chain_continues(tmp_path: Path) -> Non
 def test_nothing_personal_or_commercial_reads_in_clear_on_disk(tmp_path: Path) -> None:
     settings = edge_settings(tmp_path)
     journal = new_journal(settings)
-    token = card_token(b"pepper-0123456789", "rfid", CARD_ID)
+    token = card_token(b"pepper-0123456789", fob(CARD_ID))
     append_sale(journal, "S-1", token=token, points=250)
     journal.close()
     raw = b"".join(p.read_bytes() for p in settings.data_dir.glob("journal.db*"))
@@ -156,9 +156,3 @@ def test_keys_are_private_never_overwritten_and_required_for_an_existing_journal
     with pytest.raises(KeyFileError, match="not found"):
         open_journal(edge_settings(tmp_path, master_key_file=tmp_path / "absent.key"), create_key=False)
 
-
-def test_tokens_are_keyed_and_normalised() -> None:
-    pepper = b"pepper-0123456789"
-    assert card_token(pepper, "rfid", CARD_ID) == card_token(pepper, "rfid", CARD_ID.lower())
-    assert card_token(pepper, "rfid", CARD_ID) != card_token(b"another-pepper-xx", "rfid", CARD_ID)
-    assert card_token(pepper, "rfid", CARD_ID) != card_token(pepper, "qr", CARD_ID)

@@ -69,3 +69,42 @@ def test_the_pos_inter_byte_timeout_defaults_to_half_a_second_within_bounds(tmp_
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"tills": [{"till_id": "t1", "pos_port": "/dev/ttyUSB0", "card_port": "/dev/ttyUSB1"}]},
+         "card_port moved"),
+        ({"readers": [{"till": "t1", "kind": "rdm6300", "port": "/dev/ttyUSB0"}]}, "configured more than once"),
+        ({"readers": [{"till": "t1", "kind": "rdm6300", "port": "/dev/ttyUSB1"},
+                      {"till": "t1", "kind": "barcode", "port": "/dev/ttyUSB1"}]}, "configured more than once"),
+        ({"readers": [{"till": "t9", "kind": "rdm6300", "port": "/dev/ttyUSB1"}]}, "t9, which is not configured"),
+        ({"readers": [{"till": "t1", "kind": "rdm6300", "port": "/dev/ttyUSB1", "name": "t1-pos"}]},
+         "device names must be unique: t1-pos"),
+        ({"readers": [{"till": "t1", "kind": "rdm6300", "port": "/dev/ttyUSB1", "lrc": True}]},
+         "lrc do not apply to a rdm6300 reader"),
+        ({"readers": [{"till": "t1", "kind": "wiegand", "port": "/dev/ttyUSB1"}]}, "set wiegand_bits = 34"),
+        ({"tills": [{"till_id": "t1", "pos_transport": "tcp"}], "pos_tcp": {"listen": "0.0.0.0:7100"}},
+         "a TCP till needs pos_peers"),
+        ({"tills": [{"till_id": "t1", "pos_transport": "tcp", "pos_peers": ["10.0.0.12/32"]}]},
+         "add a \\[pos_tcp\\] section"),
+        ({"tills": [{"till_id": "t" * 33, "pos_port": "/dev/ttyUSB0"}]}, "at most 32 characters"),
+    ],
+)
+def test_device_mistakes_that_would_lose_cards_are_refused_with_the_fix(
+    tmp_path: Path, change: dict[str, object], complaint: str
+) -> None:
+    base: dict[str, object] = {"tills": [{"till_id": "t1", "pos_port": "/dev/ttyUSB0"}], "readers": []}
+    with pytest.raises(ValidationError, match=complaint):
+        edge_settings(tmp_path, **{**base, **change})
+
+
+def test_the_example_describes_every_reader_family_and_a_tcp_till(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARQUEE_EDGE_PEPPER", "a-real-chain-pepper-0123")
+    settings = load_settings(EXAMPLE)
+    assert {reader.kind for reader in settings.readers} >= {"rdm6300", "magstripe", "pn532", "wiegand", "barcode"}
+    assert [name for name, _ in settings.named_readers()][:2] == ["t1-rdm6300", "t1-magstripe"]
+    assert settings.tills[1].pos_transport == "tcp" and settings.pos_tcp is not None
+    assert (settings.pos_tcp.host, settings.pos_tcp.port) == ("0.0.0.0", 7100)
+    assert next(r for r in settings.readers if r.kind == "pn532").baudrate == 115200

@@ -15,7 +15,7 @@ from cloud.db.sites import apply_status
 from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
-from protocol.messages import DeviceStatus
+from protocol.messages import DeviceStatus, PeripheralHealth
 from tests.unit.hub.factories import T0, Chain
 
 AUTH = ("alice", "correct horse battery")
@@ -153,7 +153,14 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
         apply_status(
             conn,
             device_id="box-a",
-            status=DeviceStatus(site_id="site-a", device_id="box-a", online=True, sent_at=now, backlog=12),
+            status=DeviceStatus(
+                site_id="site-a", device_id="box-a", online=True, sent_at=now, backlog=12,
+                peripheral_health={
+                    "t1-wiegand": PeripheralHealth(kind="wiegand", till="t1", state="down", frames=40, reads=38,
+                                                   errors={"parity": 3, "timeout": 1}, reopens=2, last_read_at=now),
+                    "t1-pos": PeripheralHealth(kind="pos-tcp", till="t1", state="up", frames=12),
+                },
+            ),
             received_at=now,
             seen_at=now,
         )
@@ -183,6 +190,14 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
         12,
         True,
     )
+    # Each reader and POS line as the box last reported it: a technician sees the failing one from HQ.
+    assert [(p["name"], p["state"]) for p in device["peripherals"]] == [("t1-pos", "up"), ("t1-wiegand", "down")]
+    wiegand = device["peripherals"][1]
+    assert (wiegand["kind"], wiegand["till"], wiegand["reads"], wiegand["errors"], wiegand["reopens"]) == (
+        "wiegand", "t1", 38, {"parity": 3, "timeout": 1}, 2)
+    assert wiegand["last_read_at"] is not None and sites[1]["devices"][0]["peripherals"] == []
+    page = client.get("/", auth=AUTH).text
+    assert "box-a: t1-wiegand down" in page and "t1-pos down" not in page
 
 
 def test_healthz_without_ingest(client: TestClient) -> None:

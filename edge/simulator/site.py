@@ -1,7 +1,9 @@
-"""A virtual cinema site: a card reader and a till on pseudo-terminals, selling like a busy box office.
+"""A virtual cinema till: its card readers on pseudo-terminals and its POS on a pty or over TCP, selling
+like a busy box office.
 
-Used by the demo and the end-to-end tests. It plays the devices' side of the lines: RDM6300 frames on the
-card link, framed JSON sale requests on the POS link, waiting for the agent's answers (docs/pos-protocol.md).
+Used by the demo and the end-to-end tests. It plays the devices' side of the lines: each reader's frames
+(edge/simulator/readers.py, every family, with faults), framed JSON sale requests on the POS line, waiting
+for the agent's answers (docs/pos-protocol.md); it can also pull a reader's plug and put it back.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.devices import pos, rdm6300
-from edge.devices.pty import PtyEnd, create_pty_link
+from edge.devices import pos
 from edge.errors import FrameError, PosRequestError
+from edge.simulator.catalogue import programme, sale_request
+from edge.simulator.pty import PtyEnd, create_pty_link
+from edge.simulator.readers import ReaderOptions, SimCard, VirtualReader, member_cards
+from edge.simulator.tcp_till import TcpTillEnd
 
 __all__ = [
-    "PtyEnd", "SimStats", "SiteSimulator", "create_pty_link", "member_card_ids", "run_simulator_forever",
+    "PtyEnd", "SimReader", "SimStats", "SiteSimulator", "create_pty_link", "member_card_ids", "run_simulator_forever",
 ]
 
 logger = logging.getLogger(__name__)
@@ -30,35 +35,18 @@ logger = logging.getLogger(__name__)
 MAX_RESENDS = 3  # the POS resends a NAKed frame at most 3 times (docs/pos-protocol.md)
 CARD_RATE = 0.7  # share of sales where the customer shows a loyalty card
 
-# Invented titles; any likeness to a real film is accidental.
-FILM_TITLES = [
-    "The Clockmaker's Garden", "Harbour of Glass", "Seven Winters North", "Marigold Street",
-    "Beyond the Salt Flats", "A Kite for Tomasz", "Orbital Drift", "Copper Valley Nights",
-    "The Quiet Engine", "Lanterns on the Water", "Paper Astronauts", "The Ninth Lighthouse",
-]
-TICKETS = {"TKT-STD": 1250, "TKT-STU": 1000, "TKT-CHD": 900, "TKT-PRM": 1600}
-TICKET_WEIGHTS = [55, 15, 20, 10]
-CONCESSIONS = {
-    "POP-S": ("Popcorn S", 450), "POP-M": ("Popcorn M", 550), "POP-L": ("Popcorn L", 650),
-    "DRK-S": ("Soft drink S", 350), "DRK-L": ("Soft drink L", 450), "WTR": ("Still water", 350),
-    "NACHO": ("Nachos with cheese", 750), "COMBO": ("Popcorn M + drink L", 850),
-}
-
-
 def member_card_ids(seed: int | None, members: int) -> list[str]:
-    """The simulated members' card ids: distinct 10-hex RDM6300 ids, the same for the same seed."""
-    rng = random.Random(f"marquee-members-{seed}" if seed is not None else secrets.randbits(64))
-    ids: dict[str, None] = {}
-    while len(ids) < members:
-        ids[f"{rng.choice((0x1A, 0x3C, 0x67, 0x84)):02X}{rng.getrandbits(32):08X}"] = None
-    return list(ids)
+    """The simulated members' fobs as an RDM6300 reads them (10 hex chars), the same for the same seed."""
+    return [card.fob_hex for card in member_cards(seed, members)]
 
 
 @dataclass(frozen=True, slots=True)
-class Showing:
-    film: str
-    hall: str
-    showtime: datetime
+class SimReader:
+    """A reader to play: its family, the link the box opens, and how the real one would be configured."""
+
+    kind: str
+    link: Path
+    options: ReaderOptions = ReaderOptions()
 
 
 @dataclass
@@ -81,6 +69,8 @@ class SimStats:
     cards_presented: int = 0
     card_frames: int = 0
     noise_bursts: int = 0
+    reader_faults: int = 0
+    unplugs: int = 0
     points_seen: int = 0
     answer_ms_max: float = 0.0
     answer_ms_total: float = 0.0
@@ -95,17 +85,22 @@ class SimStats:
 
 
 class SiteSimulator:
-    """One till and its card reader on two pty links; `start()` sells in the background, `run_sales` now.
+    """One till and its card readers; `start()` sells in the background, `run_sales` now.
 
-    `noise` is the chance that a card presentation is preceded by line garbage; half of it is the chance
-    that a sale frame first goes out with a damaged LRC. `pace` scales the human pauses (tests use 0.01).
+    The POS is on the pty `pos_link` or dials the box at `pos_tcp` (host, port). Readers are `readers`, or
+    one RDM6300 at `card_link`. `noise` is the chance that a card presentation first meets a fault (line
+    noise, a partial or damaged frame); half of it is the chance that a sale frame first goes out with a
+    damaged LRC. `unplug_every` (seconds) pulls a random reader's plug for `unplug_for` seconds now and
+    then. `pace` scales the human pauses (tests use 0.01).
     """
 
     def __init__(
         self,
         *,
-        card_link: Path,
-        pos_link: Path,
+        card_link: Path | None = None,
+        pos_link: Path | None = None,
+        pos_tcp: tuple[str, int] | None = None,
+        readers: Sequence[SimReader] = (),
         till_id: str = "t1",
         seed: int | None = None,
         sales_per_minute: float = 30,
@@ -115,11 +110,16 @@ class SiteSimulator:
         answer_timeout: float = 2.0,
         pace: float = 1.0,
         run_id: str | None = None,
+        unplug_every: float | None = None,
+        unplug_for: float = 2.0,
     ) -> None:
         if not re.fullmatch(pos.ID_PATTERN, till_id):
             raise ValueError(f"till id {till_id!r} does not match {pos.ID_PATTERN}")
-        self.card_link = Path(card_link)
-        self.pos_link = Path(pos_link)
+        if (pos_link is None) == (pos_tcp is None):
+            raise ValueError("a till's POS is on a pty link or over TCP: give pos_link or pos_tcp")
+        self.pos_link = Path(pos_link) if pos_link is not None else None
+        self.pos_tcp = pos_tcp
+        specs = list(readers) + ([SimReader("rdm6300", Path(card_link))] if card_link is not None else [])
         self.till_id = till_id
         self.currency = currency
         self.sales_per_minute = sales_per_minute
@@ -127,13 +127,18 @@ class SiteSimulator:
         self.answer_timeout = answer_timeout
         self.pace = pace  # scales the human pauses; tests use a small value
         self.run_id = run_id or secrets.token_hex(3)  # never from the seed: sale ids must differ per run
-        self.member_cards = member_card_ids(seed, members)
+        self.cards: list[SimCard] = member_cards(seed, members)
+        self.member_cards = [card.fob_hex for card in self.cards]
+        self.unplug_every = unplug_every
+        self.unplug_for = unplug_for
         self._rng = random.Random(seed)
-        self._showings = self._programme()
+        self.readers = [VirtualReader(spec.kind, spec.link, rng=self._rng, options=spec.options, pace=pace)
+                        for spec in specs]
+        self._showings = programme(self._rng)
         self._sale_no = 0
         self._stats = SimStats()
-        self._card: PtyEnd | None = None
-        self._pos: PtyEnd | None = None
+        self._pos: PtyEnd | TcpTillEnd | None = None
+        self._opened = False
         self._parser = pos.PosFrameParser()
         self._lock = threading.Lock()  # one sale at a time, whoever drives
         self._stop = threading.Event()
@@ -146,11 +151,16 @@ class SiteSimulator:
         return replace(self._stats, by_loyalty=dict(self._stats.by_loyalty))
 
     def open(self) -> None:
-        """Create the two pty links (idempotent); start() and run_sales() call it."""
-        if self._card is None:
-            self._card = create_pty_link(self.card_link)
+        """Create the pty links (idempotent); start() and run_sales() call it. A TCP till dials on its first sale."""
+        for reader in self.readers:
+            reader.open()
         if self._pos is None:
-            self._pos = create_pty_link(self.pos_link)
+            if self.pos_link is not None:
+                self._pos = create_pty_link(self.pos_link)
+            else:
+                assert self.pos_tcp is not None
+                self._pos = TcpTillEnd(self.pos_tcp[0], self.pos_tcp[1], self.till_id)
+        self._opened = True
 
     def start(self) -> None:
         """Open the links and sell in a background thread at about `sales_per_minute`."""
@@ -160,9 +170,9 @@ class SiteSimulator:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"simulator-{self.till_id}", daemon=True)
         self._thread.start()
-        logger.info(
-            "simulator for till %s started (card %s, pos %s)", self.till_id, self.card_link, self.pos_link
-        )
+        logger.info("simulator for till %s started (readers: %s; pos %s)", self.till_id,
+                    ", ".join(f"{r.kind} at {r.link}" for r in self.readers) or "none",
+                    self.pos_link or f"tcp {self.pos_tcp}")
 
     def stop(self) -> None:
         """Stop selling, close the ptys (the agent sees the lines hang up) and remove the links."""
@@ -171,10 +181,12 @@ class SiteSimulator:
             self._thread.join(self.answer_timeout + 5)
             self._thread = None
         with self._lock:
-            for end in (self._card, self._pos):
-                if end is not None:
-                    end.close()
-            self._card = self._pos = None
+            for reader in self.readers:
+                reader.close()
+            if self._pos is not None:
+                self._pos.close()
+            self._pos = None
+            self._opened = False
         logger.info("simulator for till %s stopped: %s", self.till_id, self.stats.as_dict())
 
     def run_sales(self, n: int) -> SimStats:
@@ -192,39 +204,58 @@ class SiteSimulator:
 
     def _run(self) -> None:
         mean_gap = 60.0 / self.sales_per_minute if self.sales_per_minute > 0 else 60.0
+        next_unplug = time.monotonic() + self._unplug_gap()
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_unplug:
+                    self.unplug_a_reader()
+                    next_unplug = time.monotonic() + self._unplug_gap()
                 self._sale()
             except Exception:
                 logger.exception("simulator: a sale failed")
             self._stop.wait(self._rng.expovariate(1.0 / mean_gap))
 
+    def _unplug_gap(self) -> float:
+        return self._rng.uniform(0.5, 1.5) * self.unplug_every if self.unplug_every else float("inf")
+
+    def unplug_a_reader(self) -> None:
+        """Pull a random reader's plug and put it back `unplug_for` seconds later (in the background)."""
+        plugged = [reader for reader in self.readers if reader.plugged]
+        if not plugged:
+            return
+        reader = self._rng.choice(plugged)
+        self._stats.unplugs += 1
+        logger.info("simulator: unplugging the %s reader at %s for %.1fs", reader.kind, reader.link, self.unplug_for)
+        reader.unplug()
+        timer = threading.Timer(self.unplug_for, lambda: None if self._stop.is_set() else reader.replug())
+        timer.daemon = True
+        timer.start()
+
     def _sale(self) -> None:
         with self._lock:
-            if self._card is None or self._pos is None:
+            if not self._opened or self._pos is None:
                 return
-            card = self._rng.choice(self.member_cards) if self._rng.random() < CARD_RATE else None
+            plugged = [reader for reader in self.readers if reader.plugged]
+            card = self._rng.choice(self.cards) if plugged and self._rng.random() < CARD_RATE else None
             if card is not None:
-                self._present_card(self._card, card)
+                self._present_card(self._rng.choice(plugged), card)
                 # A cashier takes a moment between the beep and the total; the agent also needs the card
                 # to arrive before the sale it belongs to, so keep a floor whatever the pace.
                 self._stop.wait(max(0.02, self._rng.uniform(0.3, 1.5) * self.pace))
             request = self._build_request()
             self._transact(self._pos, request)
 
-    def _present_card(self, end: PtyEnd, card: str) -> None:
+    def _present_card(self, reader: VirtualReader, card: SimCard) -> None:
         self._stats.cards_presented += 1
-        if self.noise > 0 and self._rng.random() < self.noise:
-            self._stats.noise_bursts += 1
-            end.write(self._rng.randbytes(self._rng.randint(1, 12)))
-        frame = rdm6300.encode_frame(card)
-        for _ in range(self._rng.randint(2, 4)):  # the module repeats while the card is in the field
-            end.write(frame)
-            self._stats.card_frames += 1
-            self._stop.wait(0.05 * self.pace)
-        logger.debug("simulator: card %s presented", pos.mask_card_id(card))
+        before = reader.frames_sent
+        fault = reader.present(card, fault_rate=self.noise, wait=self._stop)
+        if fault is not None:
+            self._stats.reader_faults += 1
+            self._stats.noise_bursts += fault == "noise"
+        self._stats.card_frames += reader.frames_sent - before
+        logger.debug("simulator: card presented at the %s reader", reader.kind)
 
-    def _transact(self, end: PtyEnd, request: pos.SaleRequest) -> None:
+    def _transact(self, end: PtyEnd | TcpTillEnd, request: pos.SaleRequest) -> None:
         frame = pos.encode_request(request)
         self._drain(end)
         first = frame
@@ -265,7 +296,9 @@ class SiteSimulator:
                     return
         self._stats.interrupted += 1  # stop() while waiting for the answer
 
-    def _answered(self, end: PtyEnd, request: pos.SaleRequest, frame: pos.PosFrame, sent_at: float) -> bool:
+    def _answered(
+        self, end: PtyEnd | TcpTillEnd, request: pos.SaleRequest, frame: pos.PosFrame, sent_at: float
+    ) -> bool:
         try:
             answer = pos.parse_answer(frame.payload)
         except PosRequestError as exc:
@@ -290,50 +323,16 @@ class SiteSimulator:
         logger.debug("simulator: sale %s answered %s in %.1f ms", request.sale_id, answer.status, elapsed_ms)
         return True
 
-    def _drain(self, end: PtyEnd) -> None:
+    def _drain(self, end: PtyEnd | TcpTillEnd) -> None:
         # Late answers to earlier sales are read (and discarded as stale) before a new sale starts.
         for item in self._parser.feed(end.read_available(0)):
             if isinstance(item, pos.PosFrame):
                 self._stats.stale_answers += 1
 
-    # ------------------------------------------------------------ the catalogue
-
-    def _programme(self) -> list[Showing]:
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        slots = [today + timedelta(hours=11, minutes=30 * i) for i in range(24)]  # 11:00 .. 22:30
-        films = self._rng.sample(FILM_TITLES, self._rng.randint(6, 10))
-        showings = []
-        for film in films:
-            hall = f"h{self._rng.randint(1, 6)}"
-            for slot in self._rng.sample(slots, self._rng.randint(2, 5)):
-                showings.append(Showing(film, hall, slot))
-        return showings
-
     def _build_request(self) -> pos.SaleRequest:
         self._sale_no += 1
-        showing = self._rng.choice(self._showings)
-        tickets: dict[str, int] = {}
-        for sku in self._rng.choices(list(TICKETS), weights=TICKET_WEIGHTS, k=self._rng.randint(1, 4)):
-            tickets[sku] = tickets.get(sku, 0) + 1
-        items: list[pos.SaleItem] = [
-            pos.SaleItem(
-                kind="ticket", sku=sku, film=showing.film, hall=showing.hall,
-                showtime=showing.showtime, qty=qty, price=TICKETS[sku],
-            )
-            for sku, qty in tickets.items()
-        ]
-        for sku in self._rng.sample(list(CONCESSIONS), self._rng.randint(0, 3)):
-            description, price = CONCESSIONS[sku]
-            items.append(
-                pos.SaleItem(kind="concession", sku=sku, description=description, qty=1, price=price)
-            )
-        return pos.SaleRequest(
-            sale_id=f"S-{self.till_id}-{self.run_id}-{self._sale_no}",
-            till=self.till_id,
-            cashier=f"c{self._rng.randint(1, 8):02d}",
-            currency=self.currency,
-            items=items,
-        )
+        return sale_request(self._rng, self._showings, sale_id=f"S-{self.till_id}-{self.run_id}-{self._sale_no}",
+                            till_id=self.till_id, currency=self.currency)
 
 
 def run_simulator_forever(sim: SiteSimulator, stop_event: threading.Event) -> None:
