@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import stat
 import tomllib
 from decimal import Decimal
@@ -213,7 +214,8 @@ class EdgeSettings(BaseSettings):
         ids = [till.till_id for till in self.tills]
         if len(ids) != len(set(ids)):
             raise ValueError("till ids must be unique")
-        ports = [reader.port for reader in self.readers] + [till.pos_port for till in self.tills if till.pos_port]
+        ports = [_device(reader.port) for reader in self.readers]
+        ports += [_device(till.pos_port) for till in self.tills if till.pos_port]
         # loop:// is a fresh loopback at each open (tests, benchmarks), not a device.
         shared = sorted({port for port in ports if ports.count(port) > 1 and not port.startswith("loop://")})
         if shared:
@@ -257,6 +259,12 @@ class EdgeSettings(BaseSettings):
     def identity_path(self) -> Path:
         """The box's Ed25519 identity key (PKCS#8 PEM), beside the master key by default."""
         return self.identity_key_file or self.key_path.parent / "identity.key"
+
+
+def _device(port: str) -> str:
+    """The device a port names: /dev/serial/by-id/... and /dev/ttyUSB0 can be one adapter. Only /dev is
+    resolved: the simulator's links elsewhere are replaced while a box starts, and name what they say."""
+    return os.path.realpath(port) if port.startswith("/dev/") else port
 
 
 def _refuse_open_pepper(config_file: Path, pepper: str) -> None:

@@ -36,7 +36,8 @@ NFC_UID_LENGTHS = (4, 7, 10)
 MAX_PAN_DIGITS = 19
 
 _SEPARATORS = re.compile(r"[\s:.-]+")
-_FACILITY_NUMBER = re.compile(r"^(\d{1,5})\s*[,/ -]\s*(\d{1,5})$")
+# Facility and number as printed, digits all there: FFF (8 bits) or 4-5 digits (16 bits), then CCCCC.
+_FACILITY_NUMBER = re.compile(r"^(\d{3,5})\s*[,/ -]\s*(\d{5})$")
 _MEMBER_CODE = re.compile(r"^M(\d{6,19})$")
 
 

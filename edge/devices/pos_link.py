@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT = 0.1
 # A till whose cable was pulled sends no FIN: probe after 10 s of silence, every 5 s, 6 times (about 40 s).
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 6
+USER_TIMEOUT_MS = 40_000  # sent data unacknowledged this long: the connection is dead
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -187,6 +188,10 @@ class PosConnection:
                               ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
             if hasattr(socket, option):  # Linux names; elsewhere the system defaults apply
                 self._sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            # Keepalive stays quiet while an answer waits unacknowledged; without this the kernel retries for
+            # ~15 minutes, and a till redialling from another allowed address is refused all that time.
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
 
     def _close(self) -> None:
         """Release the socket (its own thread only, so no other thread can use a reused descriptor)."""

@@ -270,28 +270,30 @@ class PosListener:
         if session.ip is None or not till.allows(session.ip):
             self._refuse(session, f"till {hello.till!r} may not connect from {session.ip}", answer=True)
             return False
-        with self._lock:
-            live = self._current.get(till.till_id)
-        if live is not None and not live.conn.closed and live.ip != session.ip:
+        holder = self._register(session, till.till_id)
+        if holder is not None:
             # A till redials from its own address; another machine claiming a connected till is refused
             # rather than allowed to cut the real till off (it may retry once that connection is gone).
-            self._refuse(session, f"till {hello.till!r} is already connected from {live.conn.peer}", answer=True)
+            self._refuse(session, f"till {hello.till!r} is already connected from {holder}", answer=True)
             return False
-        self._register(session, till.till_id)
         session.conn.write(encode_message(Welcome(till=till.till_id, box=self._box_id)))
         return True
 
-    def _register(self, session: _Session, till_id: str) -> None:
-        """Make `session` the till's connection, replacing (and closing) an older one from the same address."""
+    def _register(self, session: _Session, till_id: str) -> str | None:
+        """Make `session` the till's connection, replacing (and closing) an older one from the same address.
+
+        Returns the peer holding the till when another address holds it (nothing registered then). The check
+        and the registration happen under one lock, so two machines dialling at once cannot both win.
+        """
         conn = session.conn
-        session.till_id, conn.name = till_id, f"{till_id}-pos"
-        conn._on_written = self._counter_for(till_id)
-        if session.thread is not None:
-            session.thread.name = f"pos-tcp-{till_id}"
-        self._count(till_id, "opens")
-        self._count(till_id, "bytes", session.received)
         with self._lock:
             old = self._current.get(till_id)
+            if old is not None and not old.conn.closed and old.ip != session.ip:
+                return old.conn.peer
+            session.till_id, conn.name = till_id, f"{till_id}-pos"
+            conn._on_written = self._counter_for(till_id)
+            if session.thread is not None:
+                session.thread.name = f"pos-tcp-{till_id}"
             self._current[till_id] = session
             if old is not None:
                 # A till redials when it believes its connection dead: the newer one is the live one.
@@ -301,6 +303,9 @@ class PosListener:
             else:
                 logger.info("POS till %s connected from %s", till_id, conn.peer)
                 self._set_state(till_id, UP)
+        self._count(till_id, "opens")
+        self._count(till_id, "bytes", session.received)
+        return None
 
     def _pump(self, session: _Session) -> str:
         """Hand the till's items to on_item until the connection ends; returns why it ended."""

@@ -116,7 +116,12 @@ def read_stats(conn: sqlite3.Connection) -> JournalStats:
 def stats_read_only(path: Path) -> JournalStats:
     """The journal's figures without writing anything to it (for `marquee-edge status`, beside a running
     agent); StoreError when it cannot be read."""
-    if not path.exists():
+    try:
+        present = path.exists()
+    except PermissionError as exc:  # the data folder is 0700: only the agent's user (and root) may look
+        raise StoreError(f"this user may not read {path.parent} (mode 0700); run as the agent's user or root") \
+            from exc
+    if not present:
         raise StoreError(f"no journal at {path}; has the agent run yet?")
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)

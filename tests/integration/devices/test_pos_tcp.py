@@ -414,6 +414,33 @@ def test_another_machine_cannot_take_over_a_connected_till(
     assert len(warnings) == 1 and "127.0.0.2" in warnings[0]
 
 
+def test_two_machines_dialling_one_till_at_once_never_both_get_it(
+    make_listener: Callable[..., PosListener], box: Box
+) -> None:
+    listener = make_listener(tills=[TcpTill("t1", (ipaddress.ip_network("127.0.0.0/8"),))])
+    for attempt in range(20):
+        first, second = Till(listener.address, "127.0.0.1"), Till(listener.address, "127.0.0.2")
+        answers: dict[str, str] = {}
+        start = threading.Barrier(2)
+
+        def dial(till: Till, name: str, start: threading.Barrier, answers: dict[str, str]) -> None:
+            start.wait()
+            answers[name] = till.hello("t1")["type"]
+
+        threads = [threading.Thread(target=dial, args=(till, name, start, answers))
+                   for till, name in ((first, "a"), (second, "b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE_S)
+        assert sorted(answers.values()) == ["refused", "welcome"], (attempt, answers)
+        winner = first if answers["a"] == "welcome" else second
+        assert winner.sell(f"S-{attempt}")["sale_id"] == f"S-{attempt}"  # the winner keeps the till
+        first.sock.close()
+        second.sock.close()
+        wait_for(lambda: listener.state("t1") == "down", timeout=DEADLINE_S, what="the till released")
+
+
 def test_garbage_on_a_connection_never_stops_the_listener(
     make_listener: Callable[..., PosListener], tills: Callable[[PosListener], Till]
 ) -> None:

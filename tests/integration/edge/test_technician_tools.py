@@ -4,17 +4,22 @@ each device of a running agent."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from edge.agent import Agent
+from edge.cli import main
 from edge.devices.magstripe import encode_swipe
 from edge.devices.rdm6300 import encode_frame as fob_frame
 from edge.devices.wiegand import encode_wiegand
@@ -126,3 +131,25 @@ def test_status_shows_each_device_of_the_running_agent(tmp_path: Path, port: Pty
     assert "t1-rdm6300" in text and "garbage 1" in text and "67003B51C6" not in text
     after = subprocess.run([EDGE, "status", "--config", str(config)], check=True, capture_output=True, text=True)
     assert "agent: not running" in after.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the command as another user")
+def test_status_as_another_user_says_whose_command_it_is_without_a_traceback() -> None:
+    base = Path(tempfile.mkdtemp(prefix="marquee-status-"))
+    try:
+        base.chmod(0o755)  # the config is readable; the data folder, made by init, is the agent's alone
+        settings = edge_settings(base)
+        config = base / "edge.toml"
+        config.write_text(f'site_id = "riverside"\ndevice_id = "riverside-box1"\ndata_dir = "{settings.data_dir}"\n')
+        config.chmod(0o644)
+        env = {**os.environ, "MARQUEE_EDGE_PEPPER": PEPPER}
+        subprocess.run([EDGE, "init", "--config", str(config)], check=True, capture_output=True, env=env)
+        os.seteuid(65534)  # in this process: the project's files need not be readable by that user
+        try:
+            shown = CliRunner().invoke(main, ["status", "--config", str(config)], env=env)
+        finally:
+            os.seteuid(0)
+    finally:
+        shutil.rmtree(base)
+    assert shown.exit_code == 1 and isinstance(shown.exception, SystemExit)  # a clear error, no traceback
+    assert "run as the agent's user or root" in shown.output

@@ -157,6 +157,22 @@ def test_a_payload_of_exactly_the_limit_is_accepted() -> None:
     assert PosFrameParser().feed(encode_frame(payload)) == [PosFrame(payload)]
 
 
+@pytest.mark.parametrize("size", [MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 1])
+@pytest.mark.parametrize("after", [b"\x03", b"\x02", b"y"])
+def test_the_size_limit_holds_wherever_the_line_splits_the_payload(size: int, after: bytes) -> None:
+    # Payload bytes are taken in slices: the limit must fall on the same byte whatever the chunks.
+    stream = b"\x02" + b"x" * size + after + b"\x00" + PING
+    whole = PosFrameParser()
+    expected = summary(whole.feed(stream))
+    for cut in [*range(1, 6), *range(size - 3, size + 4)]:
+        parser = PosFrameParser()
+        got = summary(parser.feed(stream[:cut]) + parser.feed(stream[cut:]))
+        assert got == expected, cut
+        assert parser.pending == whole.pending
+    assert expected[-1] == b"PING" and (("!length" in expected) == (size > MAX_PAYLOAD or after == b"y" and
+                                                                      size == MAX_PAYLOAD))
+
+
 @pytest.mark.parametrize("payload", [b"x" * (MAX_PAYLOAD + 1), b"a\nb", b"\x02"])
 def test_encode_frame_refuses_what_the_protocol_forbids(payload: bytes) -> None:
     with pytest.raises(ValueError):

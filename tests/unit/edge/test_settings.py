@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,11 @@ def test_the_example_describes_every_reader_family_and_a_tcp_till(monkeypatch: p
     assert settings.tills[1].pos_transport == "tcp" and settings.pos_tcp is not None
     assert (settings.pos_tcp.host, settings.pos_tcp.port) == ("0.0.0.0", 7100)
     assert next(r for r in settings.readers if r.kind == "pn532").baudrate == 115200
+
+
+def test_two_names_of_one_device_are_one_port(tmp_path: Path) -> None:
+    # As /dev/serial/by-id/usb-FTDI_... and /dev/ttyUSB0 are: two links under /dev to one device.
+    assert os.path.realpath("/dev/stdin") == os.path.realpath("/dev/fd/0")
+    with pytest.raises(ValidationError, match="configured more than once"):
+        edge_settings(tmp_path, tills=[{"till_id": "t1", "pos_port": "/dev/stdin"}],
+                      readers=[{"till": "t1", "kind": "rdm6300", "port": "/dev/fd/0"}])
