@@ -14,14 +14,15 @@ T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 
 
 def sale_payload(sale_id: str = "S-1", *, tickets: int = 2, price: int = 1250, film: str = "The Long Night",
-                 site_id: str = "riverside", card_token: str | None = None) -> dict[str, Any]:
+                 site_id: str = "riverside", card_token: str | None = None, cashier_id: str = "c07"
+                 ) -> dict[str, Any]:
     items = [
         LineItem(kind="ticket", sku="TKT-STD", film=film, hall="h1", showtime=T0 + timedelta(hours=1),
                  quantity=tickets, unit_price=price),
         LineItem(kind="concession", sku="POP-L", description="Popcorn L", quantity=1, unit_price=650),
     ]
     sale = SaleRecorded(
-        site_id=site_id, till_id="t1", cashier_id="c07", sale_id=sale_id, currency="EUR", items=items,
+        site_id=site_id, till_id="t1", cashier_id=cashier_id, sale_id=sale_id, currency="EUR", items=items,
         total=sum(i.amount for i in items), card_token=card_token,
         loyalty=LoyaltyOutcome(status="no_card" if card_token is None else "earned"),
     )
