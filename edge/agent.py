@@ -39,6 +39,7 @@ from edge.errors import FrameError, PosRequestError, StoreError, UnreadableRow
 from edge.localstatus import SOCKET_NAME, StatusSocket
 from edge.logthrottle import LogThrottle
 from edge.peripherals import Peripherals, Writer
+from edge.rules import RuleKeeper
 from edge.settings import EdgeSettings, TillSettings
 from edge.store.bootstrap import open_identity
 from edge.store.journal import Journal, JournalTransaction
@@ -47,8 +48,8 @@ from protocol.canonical import canonical_bytes, sha256_hex
 from protocol.cards import CardId, card_token
 from protocol.events import LineItem, Payload, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
-from protocol.loyalty import EarningRule
 from protocol.messages import DeviceStatus
+from protocol.signing import parse_public_key
 
 log = logging.getLogger(__name__)
 SALE_ID_RE = re.compile(SALE_ID_PATTERN)
@@ -95,9 +96,8 @@ class Agent:
         self._pepper = pepper
         self._store_log = LogThrottle(log)
         self._unreadable_log = LogThrottle(log)
-        self._rule = EarningRule(
-            rule_id=settings.loyalty.rule_id, ticket_basis_points=settings.loyalty.ticket_basis_points
-        )
+        hub_key = parse_public_key(settings.hub_public_key) if settings.hub_public_key else None
+        self.rules = RuleKeeper(settings.data_dir / "rules.json", hub_key, currency=settings.currency)
         self._lock = threading.Lock()
         self._clock_ok = clock_synchronised()
         self._clock_checked = time.monotonic()
@@ -115,7 +115,8 @@ class Agent:
         self.last_decision_ms = 0.0
         self._tills = {till.till_id: _Till(settings=till) for till in settings.tills}
         identity = identity if identity is not None else open_identity(settings, create=True)
-        self.uplink = Uplink(settings=settings, journal=journal, status=self.status, identity=identity)
+        self.uplink = Uplink(settings=settings, journal=journal, status=self.status, identity=identity,
+                             on_rules=self.rules.offer)
         self.peripherals = Peripherals(settings, on_card=self._card_read, on_pos=self._pos_item)
         self._status_socket = StatusSocket(
             settings.data_dir / SOCKET_NAME, lambda: self.status(True).model_dump_json(by_alias=True).encode())
@@ -267,7 +268,7 @@ class Agent:
                 else:
                     token = pending.token if pending else None
                     sale = decide_sale(
-                        rule=self._rule,
+                        rules=self.rules.current,
                         site_id=self.settings.site_id,
                         till_id=till_id,
                         cashier_id=request.cashier,
@@ -340,6 +341,8 @@ class Agent:
             backlog=stats.backlog,
             quarantined=stats.quarantined,
             disk_free_bytes=disk_free,
+            rules_version=self.rules.current.version,
+            rules_refusal=self.rules.refusal[:300] if self.rules.refusal else None,
             peripherals={name: device.state for name, device in health.items()},
             peripheral_health=health,
             counters=dict(self.counters),

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from protocol.events import LineItem, SaleRecorded
-from protocol.loyalty import EarningRule, decide_loyalty
+from protocol.loyalty import decide_loyalty
+from protocol.rules import RuleBundle
 
 
 def decide_sale(
     *,
-    rule: EarningRule,
+    rules: RuleBundle,
     site_id: str,
     till_id: str,
     cashier_id: str,
@@ -25,7 +26,7 @@ def decide_sale(
     balance_before: int,
 ) -> SaleRecorded:
     """The sale as it will be recorded, with its loyalty outcome."""
-    outcome = decide_loyalty(rule, items, has_card=card_token is not None, balance_before=balance_before)
+    outcome = decide_loyalty(rules, items, has_card=card_token is not None, balance_before=balance_before)
     return SaleRecorded(
         site_id=site_id,
         till_id=till_id,

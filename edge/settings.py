@@ -6,7 +6,6 @@ import ipaddress
 import os
 import stat
 import tomllib
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,7 +19,9 @@ from pydantic_settings import (
 
 from edge.errors import ConfigError
 from protocol.cards import CardScheme
+from protocol.errors import SignatureError
 from protocol.ids import ID_PATTERN
+from protocol.signing import parse_public_key
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "pepper", "replace-with-the-chain-pepper"}
@@ -44,17 +45,6 @@ class SyncSettings(BaseModel):
     window_batches: Annotated[int, Field(ge=1, le=64)] = 4
     ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
-
-
-class LoyaltySettings(BaseModel):
-    """The earning rule until signed rule bundles arrive from the hub."""
-
-    rule_id: str = "earn-tickets"
-    ticket_percent: Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)] = Decimal("10")
-
-    @property
-    def ticket_basis_points(self) -> int:
-        return int(self.ticket_percent * 100)
 
 
 ReaderKind = Literal["rdm6300", "magstripe", "nfc-line", "pn532", "wiegand", "barcode"]
@@ -193,12 +183,34 @@ class EdgeSettings(BaseSettings):
     demo: bool = False
     mqtt: MqttSettings = MqttSettings()
     sync: SyncSettings = SyncSettings()
-    loyalty: LoyaltySettings = LoyaltySettings()
+    hub_public_key: str | None = None
+    """The hub's rule-signing public key (`ed25519:...`); without it the box runs the
+    built-in default rules and refuses every bundle, since it cannot tell the hub's from a forgery."""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    """The currency of the built-in default rules (a bundle from the hub carries its own)."""
     cards: CardScheme = CardScheme()
     """Chain-wide: the same on every box and at the hub (docs/cards.md)."""
     tills: list[TillSettings] = Field(default_factory=list)
     readers: list[ReaderSettings] = Field(default_factory=list)
     pos_tcp: PosTcpSettings | None = None
+
+    @field_validator("hub_public_key")
+    @classmethod
+    def _a_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_public_key(value)
+            except SignatureError as exc:
+                raise ValueError(f"hub_public_key: {exc}") from exc
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_loyalty(cls, data: object) -> object:
+        if isinstance(data, dict) and "loyalty" in data:
+            raise ValueError("[loyalty] is gone: the earning rules come from the hub as a signed bundle "
+                             "(set hub_public_key); until one arrives the box earns 10% of ticket prices")
+        return data
 
     @field_validator("pepper")
     @classmethod

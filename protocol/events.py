@@ -155,6 +155,9 @@ class LoyaltyOutcome(BaseModel):
     points_earned: Annotated[int, Field(ge=0, le=10**12)] = 0
     balance: Annotated[int, Field(ge=-(10**12), le=10**12)] | None = None
     rule_id: str | None = None
+    """The earning rules that gave points, comma-separated."""
+    rules_version: Annotated[int, Field(ge=0)] | None = None
+    """The rule bundle the sale was decided under (0: the box's built-in default)."""
 
 
 class SaleRecorded(Payload):

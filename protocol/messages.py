@@ -137,6 +137,10 @@ class DeviceStatus(BaseModel):
     session: Annotated[str, Field(pattern=r"^[0-9a-f]{8,32}$")] | None = None
     """Random per connection to the broker, in the heartbeats and the last will of that connection: the
     hub takes a will only for the connection it last heard from, so an old will replayed changes nothing."""
+    rules_version: Count | None = None
+    """The rule bundle the box decides under (0: its built-in default, before the hub's first bundle)."""
+    rules_refusal: Annotated[str, Field(max_length=300)] | None = None
+    """Why the last bundle the hub sent was refused (a bad signature, an older version...), if it was."""
     peripherals: dict[str, str] = Field(default_factory=dict)
     """Each peripheral's state by name (kept for hubs that read only this; `peripheral_health` has it all)."""
     peripheral_health: dict[ShortName, PeripheralHealth] = Field(default_factory=dict)

@@ -1,9 +1,12 @@
-"""Device identity: Ed25519 public keys in text form, and the signatures of batches and statuses.
+"""Ed25519 public keys in text form; the signatures of batches and statuses (by a box) and of rule
+bundles (by the hub).
 
 A box signs each batch over the hashes of everything it carries (events and lost events), and each
 status over its canonical encoding. Each event's hash covers its content and its link to the previous
 event, so one signature per batch authenticates every event in it: only the holder of the device's
-private key can extend its chain. The hub checks `verify_batch` before it touches any state.
+private key can extend its chain. The hub checks `verify_batch` before it touches any state. The hub
+signs each rule bundle it publishes; a box runs only a bundle that `verify_bundle` accepts with the hub's
+public key from its configuration.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from protocol.canonical import canonical_bytes
 from protocol.chain import check_hash
 from protocol.errors import ChainError, SignatureError
 from protocol.messages import DeviceStatus, EventBatch
+from protocol.rules import RuleBundle
 
 PUBLIC_KEY_PREFIX = "ed25519:"
 _BATCH_CONTEXT = "marquee.batch-signature/1"
 _STATUS_CONTEXT = "marquee.status-signature/1"
+_BUNDLE_CONTEXT = "marquee.rules-signature/1"
 
 
 def _b64(data: bytes) -> str:
@@ -104,10 +109,28 @@ def verify_status(status: DeviceStatus, key: Ed25519PublicKey) -> None:
     _verify(key, status.signature, status_signed_bytes(status), "status")
 
 
-def _verify(key: Ed25519PublicKey, signature: str | None, data: bytes, what: str) -> None:
+def bundle_signed_bytes(bundle: RuleBundle) -> bytes:
+    """What a bundle's signature covers: the whole bundle but its signature."""
+    body: dict[str, Any] = bundle.model_dump(mode="json", by_alias=True)
+    body.pop("signature", None)
+    return canonical_bytes({"context": _BUNDLE_CONTEXT, "bundle": body})
+
+
+def sign_bundle(bundle: RuleBundle, key: Ed25519PrivateKey) -> RuleBundle:
+    """The bundle with the hub's signature."""
+    return bundle.model_copy(update={"signature": _b64(key.sign(bundle_signed_bytes(bundle)))})
+
+
+def verify_bundle(bundle: RuleBundle, key: Ed25519PublicKey) -> None:
+    """Raise SignatureError unless the bundle is signed by the hub's `key`."""
+    _verify(key, bundle.signature, bundle_signed_bytes(bundle), "rule bundle", signer="the hub")
+
+
+def _verify(key: Ed25519PublicKey, signature: str | None, data: bytes, what: str, *, signer: str = "the device")\
+        -> None:
     if signature is None:
         raise SignatureError(f"the {what} is not signed")
     try:
         key.verify(_unb64(signature), data)
     except (InvalidSignature, binascii.Error, ValueError) as exc:
-        raise SignatureError(f"the {what}'s signature does not verify with the device's key") from exc
+        raise SignatureError(f"the {what}'s signature does not verify with {signer}'s key") from exc

@@ -30,7 +30,7 @@ from protocol.errors import MalformedMessage
 from protocol.events import Event
 from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 from protocol.signing import sign_batch, sign_status
-from protocol.topics import device_topic
+from protocol.topics import device_topic, site_topic
 
 log = logging.getLogger(__name__)
 StatusProvider = Callable[[bool], DeviceStatus]
@@ -42,9 +42,12 @@ class Uplink:
     """Keeps the hub up to date with the journal; `notify()` after each write wakes it."""
 
     def __init__(
-        self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider, identity: Ed25519PrivateKey
+        self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider, identity: Ed25519PrivateKey,
+        on_rules: Callable[[bytes], object] | None = None,
     ) -> None:
+        """`on_rules` gets each rule bundle the hub publishes (retained) for this site, as bytes."""
         self._settings = settings
+        self._on_rules = on_rules
         self._journal = journal
         self._status_of = status
         self._identity = identity
@@ -52,6 +55,7 @@ class Uplink:
         self._events_topic = device_topic(self._site, self._device, "events")
         self._ack_topic = device_topic(self._site, self._device, "ack")
         self._status_topic = device_topic(self._site, self._device, "status")
+        self._rules_topic = site_topic(self._site, "rules")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -154,6 +158,8 @@ class Uplink:
             log.warning("broker refused the connection: %s", reason_code)
             return
         client.subscribe(self._ack_topic, qos=1)
+        if self._on_rules is not None:
+            client.subscribe(self._rules_topic, qos=1)  # retained: the current bundle comes at once
         with self._lock:
             self._connected = True
             self._next_seq = self._acked + 1  # whatever was in flight may be lost: start again from the ack
@@ -172,8 +178,11 @@ class Uplink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
+            if message.topic == self._rules_topic and self._on_rules is not None:
+                self._on_rules(bytes(message.payload))
+                return
             if message.topic != self._ack_topic:
-                # Only the ack topic is subscribed; a broker that delivers anything else is misbehaving.
+                # Only these two topics are subscribed; a broker that delivers anything else is misbehaving.
                 self.counters["foreign_messages"] += 1
                 if self.counters["foreign_messages"] == 1:
                     log.warning("broker sent %s, which this box did not subscribe to; ignoring such messages",

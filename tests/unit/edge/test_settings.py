@@ -24,7 +24,7 @@ def test_the_example_refuses_its_placeholder_pepper_until_the_real_one_is_set(
     monkeypatch.setenv("MARQUEE_EDGE_MQTT__PORT", "8883")
     settings = load_settings(EXAMPLE)
     assert [t.till_id for t in settings.tills] == ["t1", "t2"]
-    assert settings.mqtt.port == 8883 and settings.loyalty.ticket_basis_points == 1000
+    assert settings.mqtt.port == 8883 and settings.hub_public_key is None
     assert "a-real-chain-pepper" not in repr(settings)
 
 

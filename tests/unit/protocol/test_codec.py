@@ -14,7 +14,7 @@ from protocol.codec import decode, encode
 from protocol.errors import MalformedMessage
 from protocol.events import Event, SaleRecorded
 from protocol.ids import uuid7, uuid7_ms
-from protocol.loyalty import EarningRule, decide_loyalty
+from protocol.loyalty import decide_loyalty
 from protocol.messages import Ack, DeviceStatus, EventBatch
 from tests.unit.protocol.factories import chain, sale_payload
 
@@ -97,18 +97,22 @@ def test_uuid7_orders_by_time() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from(["ticket", "concession"]), st.integers(0, 5000), st.integers(1, 9)),
                 min_size=1, max_size=20), st.integers(0, 10_000), st.integers(0, 10**6))
-def test_points_are_the_rounded_down_share_of_ticket_lines(lines: list[tuple[str, int, int]], bp: int,
-                                                           before: int) -> None:
+def test_points_are_the_rounded_down_share_of_each_ticket_line(lines: list[tuple[str, int, int]], bp: int,
+                                                               before: int) -> None:
+    from datetime import UTC, datetime
+
     from protocol.events import LineItem
+    from protocol.rules import Earning, RuleBundle
 
     items = [LineItem(kind=k, sku="x", unit_price=p, quantity=q) for k, p, q in lines]  # type: ignore[arg-type]
-    rule = EarningRule(ticket_basis_points=bp)
-    outcome = decide_loyalty(rule, items, has_card=True, balance_before=before)
-    tickets = sum(p * q for k, p, q in lines if k == "ticket")
-    assert outcome.points_earned == tickets * bp // 10_000
-    assert outcome.points_earned <= tickets * bp / 10_000 < outcome.points_earned + 1
+    bundle = RuleBundle(version=7, published_at=datetime(2026, 11, 25, tzinfo=UTC), currency="EUR",
+                        earning=(Earning(rule_id="tickets", kind="ticket", basis_points=bp),))
+    outcome = decide_loyalty(bundle, items, has_card=True, balance_before=before)
+    per_line = [p * q * bp // 10_000 for k, p, q in lines if k == "ticket"]
+    assert outcome.points_earned == sum(per_line) and outcome.rules_version == 7
+    assert outcome.rule_id == ("tickets" if sum(per_line) else None)
     assert outcome.balance == before + outcome.points_earned
-    assert decide_loyalty(rule, items, has_card=False, balance_before=before).points_earned == 0
+    assert decide_loyalty(bundle, items, has_card=False, balance_before=before).points_earned == 0
 
 
 CARD = "4111111111111111"

@@ -14,11 +14,14 @@ from pydantic import BaseModel
 
 from protocol.events import Event, SaleConflict, SaleRecorded
 from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
+from protocol.rules import RuleBundle
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "fixtures" / "schemas"
 
 
-@pytest.mark.parametrize("model", [Event, SaleRecorded, SaleConflict, EventBatch, LostEvent, Ack, DeviceStatus])
+@pytest.mark.parametrize(
+    "model", [Event, SaleRecorded, SaleConflict, EventBatch, LostEvent, Ack, DeviceStatus, RuleBundle]
+)
 def test_schema_matches_snapshot(model: type[BaseModel]) -> None:
     current = json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
     path = SNAPSHOTS / f"{model.__name__}.json"
