@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
@@ -50,6 +51,9 @@ class HubSettings(BaseSettings):
     offline_after_seconds: int = Field(default=90, ge=1)
     demo: bool = False
     """The demo: placeholder secrets allowed."""
+    rules_key_file: Path = Path("marquee-hub-rules.key")
+    """The Ed25519 key that signs rule bundles (PKCS#8 PEM, 0600), outside the database; boxes trust its
+    public half (`marquee-hub rules key` prints it)."""
 
     # Failed logins: 10 a minute lets a person mistype a few times, and limits a guesser on one
     # address to 14,400 a day. Per user, 10 in 15 minutes (OWASP's order of magnitude) bounds guessing

@@ -35,6 +35,15 @@ SITES: list[tuple[str, list[tuple[str, list[dict[str, object]]]]]] = [
 ]
 
 
+DEMO_RULES = {
+    "currency": "EUR",
+    "earning": [{"rule_id": "tickets", "kind": "ticket", "basis_points": 1500},
+                {"rule_id": "premium", "kind": "ticket", "skus": ["TKT-PRM"], "basis_points": 2500},
+                {"rule_id": "bar", "kind": "concession", "basis_points": 500}],
+    "redemption": {"enabled": True, "kinds": ["ticket"], "points_per_unit": 10, "offline_daily_cap": 2000},
+}
+
+
 def toml_value(value: object) -> str:
     return json.dumps(value) if isinstance(value, str | bool) else str(value)
 
@@ -78,6 +87,7 @@ class Demo:
         self.http_port = http_port
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.hub_env: dict[str, str] = {}
+        self.hub_key = ""
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -143,6 +153,7 @@ class Demo:
             "MARQUEE_HUB_MQTT_PORT": str(mqtt_port),
             "MARQUEE_HUB_MQTT_PROTOCOL": protocol,
             "MARQUEE_HUB_HTTP_PORT": str(self.http_port),
+            "MARQUEE_HUB_RULES_KEY_FILE": str(self.workdir / "hub-rules.key"),
         }
         if protocol != "5":
             env["MARQUEE_HUB_MQTT_SHARED_GROUP"] = ""
@@ -153,9 +164,19 @@ class Demo:
         subprocess.run([hub, "user", "add", "admin", "--role", "admin", "--password-stdin"],
                        input=password.encode(), env={**os.environ, **env}, check=True, cwd=self.workdir,
                        stdout=subprocess.DEVNULL)
+        # The key that signs the rule bundles; every box is configured with its public half.
+        self.hub_key = subprocess.run([hub, "rules", "key"], env={**os.environ, **env}, check=True,
+                                      cwd=self.workdir, capture_output=True, text=True).stdout.strip()
         proc = self.spawn("hub", [hub, "serve"], env)
         wait_port(self.http_port, 30, proc, "the hub")
         return "admin", password
+
+    def publish_rules(self) -> None:
+        """HQ's loyalty programme as a signed bundle: 15% of tickets and 5% of the bar earned."""
+        draft = self.workdir / "rules-draft.json"
+        draft.write_text(json.dumps(DEMO_RULES, indent=2))
+        subprocess.run([str(BIN / "marquee-hub"), "rules", "publish", str(draft)],
+                       env={**os.environ, **self.hub_env}, check=True, cwd=self.workdir, stdout=subprocess.DEVNULL)
 
     def start_sites(self, mqtt_port: int, protocol: str) -> None:
         pepper = secrets.token_hex(16)
@@ -177,7 +198,8 @@ class Demo:
             config.touch(mode=0o600)  # it holds the pepper: the box refuses a world-readable one
             config.write_text(
                 f'site_id = "{site}"\ndevice_id = "{site}-box1"\ndata_dir = "{site_dir / "data"}"\n'
-                f'pepper = "{pepper}"\ndemo = true\n\n[mqtt]\nport = {mqtt_port}\nprotocol = "{protocol}"\n'
+                f'pepper = "{pepper}"\ndemo = true\nhub_public_key = "{self.hub_key}"\n'
+                f'\n[mqtt]\nport = {mqtt_port}\nprotocol = "{protocol}"\n'
                 f'\n[sync]\nheartbeat_s = 5\n\n[cards]\nem4100 = "wiegand24"\n{till_blocks}'
             )
             edge = str(BIN / "marquee-edge")
@@ -239,6 +261,7 @@ def main() -> int:
         mqtt_port, protocol = demo.start_broker(args.broker)
         login = demo.start_hub(mqtt_port, protocol)
         demo.start_sites(mqtt_port, protocol)
+        demo.publish_rules()
         rows = demo.wait_for_sales(login, timeout=60)
         say("")
         say(f"Marquee demo is running: {len(SITES)} sites, broker on 127.0.0.1:{mqtt_port} (MQTT {protocol})")

@@ -36,8 +36,8 @@ class RuleKeeper:
         self.refusal: str | None = None
         self._current = self._load() or default_bundle(currency, datetime(2026, 1, 1, tzinfo=UTC))
         if self._current.version == 0:
-            log.info("no rule bundle from the hub yet: running the built-in default (10%% of ticket prices earned, "
-                     "no redemption) until one arrives")
+            log.info("no rule bundle from the hub yet: running the built-in default (10 percent of ticket prices "
+                     "earned, no redemption) until one arrives")
 
     @property
     def current(self) -> RuleBundle:

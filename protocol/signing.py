@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel
 
 from protocol.canonical import canonical_bytes
 from protocol.chain import check_hash
@@ -92,11 +93,16 @@ def verify_batch(batch: EventBatch, key: Ed25519PublicKey) -> None:
     _verify(key, batch.signature, batch_signed_bytes(batch), "batch")
 
 
+def _whole_body_bytes(context: str, name: str, message: BaseModel) -> bytes:
+    """A message signed whole: everything it carries (unknown fields included) but its signature."""
+    body: dict[str, Any] = message.model_dump(mode="json", by_alias=True)
+    body.pop("signature", None)
+    return canonical_bytes({"context": context, name: body})
+
+
 def status_signed_bytes(status: DeviceStatus) -> bytes:
     """What a status's signature covers: the whole status as sent, unknown fields included."""
-    body: dict[str, Any] = status.model_dump(mode="json", by_alias=True)
-    body.pop("signature", None)
-    return canonical_bytes({"context": _STATUS_CONTEXT, "status": body})
+    return _whole_body_bytes(_STATUS_CONTEXT, "status", status)
 
 
 def sign_status(status: DeviceStatus, key: Ed25519PrivateKey) -> DeviceStatus:
@@ -111,9 +117,7 @@ def verify_status(status: DeviceStatus, key: Ed25519PublicKey) -> None:
 
 def bundle_signed_bytes(bundle: RuleBundle) -> bytes:
     """What a bundle's signature covers: the whole bundle but its signature."""
-    body: dict[str, Any] = bundle.model_dump(mode="json", by_alias=True)
-    body.pop("signature", None)
-    return canonical_bytes({"context": _BUNDLE_CONTEXT, "bundle": body})
+    return _whole_body_bytes(_BUNDLE_CONTEXT, "bundle", bundle)
 
 
 def sign_bundle(bundle: RuleBundle, key: Ed25519PrivateKey) -> RuleBundle:

@@ -149,3 +149,14 @@ users = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.CheckConstraint("role IN ('admin', 'analyst', 'site_manager')", name="role"),
 )
+
+# Every rule bundle HQ published, signed, newest version last; boxes get the latest retained on their
+# site's rules topic. Kept whole (signature included) so the same bytes can be published again.
+rule_bundles = sa.Table(
+    "rule_bundles",
+    metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("published_at", UtcDateTime, nullable=False),
+    sa.Column("published_by", sa.String(64), nullable=True),
+    sa.Column("body", JsonDoc, nullable=False),
+)

@@ -1,0 +1,142 @@
+"""Rule bundles at the hub: the signing key (a file, never the database), a draft published as the next
+version, and the latest pushed retained to every site's rules topic, where boxes take it.
+
+The private key signs; boxes hold its public half (`hub_public_key`) and run nothing it did not sign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from pydantic import ValidationError
+
+from cloud.db.schema import rule_bundles, sites
+from cloud.errors import ConfigError, HubError
+from cloud.settings import HubSettings
+from protocol.rules import RuleBundle
+from protocol.signing import sign_bundle
+from protocol.topics import site_topic
+
+HUB_SET_FIELDS = ("version", "published_at", "signature", "schema")
+
+
+def create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """A new Ed25519 key at `path` (PKCS#8 PEM, 0600); ConfigError rather than overwrite one."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"{path} already holds a signing key; boxes trust it: keep it (or move it away "
+                          "first, and give every box the new public key)") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+        file.flush()
+        os.fsync(file.fileno())
+    return key
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The hub's signing key; ConfigError saying how to make one when it is missing or unusable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no signing key at {path}; create one with `marquee-hub rules key` (set "
+                          "MARQUEE_HUB_RULES_KEY_FILE to keep it elsewhere)") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the signing key {path}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def latest_bundle(conn: sa.Connection) -> RuleBundle | None:
+    """The newest published bundle, signed."""
+    row = conn.execute(sa.select(rule_bundles.c.body).order_by(rule_bundles.c.version.desc()).limit(1)).first()
+    return None if row is None else RuleBundle.model_validate(row.body)
+
+
+def _next_version(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.max(rule_bundles.c.version))).scalar_one_or_none() or 0) + 1
+
+
+def _as_bundle(draft: dict[str, Any], version: int, at: datetime) -> RuleBundle | list[tuple[str, str]]:
+    """The draft as the bundle it would be, or its problems as (field path, message), never values."""
+    set_by_hub = sorted(set(draft) & set(HUB_SET_FIELDS))
+    if set_by_hub:
+        return [(name, f"the hub sets {name} itself; leave it out of the draft") for name in set_by_hub]
+    try:
+        return RuleBundle.model_validate({**draft, "version": version, "published_at": at})
+    except ValidationError as exc:
+        return [(".".join(str(part) for part in err["loc"]) or "bundle", err["msg"])
+                for err in exc.errors(include_url=False)]
+
+
+def draft_problems(conn: sa.Connection, draft: dict[str, Any]) -> list[tuple[str, str]]:
+    """What keeps `draft` from being published as the next version (empty: nothing)."""
+    checked = _as_bundle(draft, _next_version(conn), datetime.now(UTC))
+    return checked if isinstance(checked, list) else []
+
+
+def publish_draft(conn: sa.Connection, draft: dict[str, Any], key: Ed25519PrivateKey, *, at: datetime,
+                  by: str | None = None) -> RuleBundle:
+    """Validate `draft` (a bundle without version, time or signature), sign it as the next version, store it.
+
+    HubError naming each problem by field, never echoing values.
+    """
+    bundle = _as_bundle(draft, _next_version(conn), at)
+    if isinstance(bundle, list):
+        raise HubError("the draft is not a valid bundle: " + "; ".join(f"{loc}: {msg}" for loc, msg in bundle))
+    signed = sign_bundle(bundle, key)
+    # Two publishers at once pick the same version: the primary key refuses the second one.
+    conn.execute(sa.insert(rule_bundles).values(
+        version=signed.version, published_at=at, published_by=by,
+        body=signed.model_dump(mode="json", by_alias=True)))
+    return signed
+
+
+def site_ids(conn: sa.Connection) -> list[str]:
+    """Every site the hub knows (a site exists once a box is registered for it)."""
+    return [row.site_id for row in conn.execute(sa.select(sites.c.site_id).order_by(sites.c.site_id))]
+
+
+def push(settings: HubSettings, bundle: RuleBundle, sites_to: list[str], *, timeout: float = 10.0) -> None:
+    """Publish `bundle` retained (QoS 1) on each site's rules topic; HubError when the broker does not take it."""
+    protocol = MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                         client_id=f"{settings.mqtt_client_id}-rules", protocol=protocol)
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        client.username_pw_set(settings.mqtt_username, password)
+    payload = json.dumps(bundle.model_dump(mode="json", by_alias=True), separators=(",", ":"))
+    try:
+        client.connect(settings.mqtt_host, settings.mqtt_port)
+    except OSError as exc:
+        raise HubError(f"cannot reach the broker at {settings.mqtt_host}:{settings.mqtt_port}: {exc}") from exc
+    client.loop_start()
+    try:
+        for site_id in sites_to:
+            info = client.publish(site_topic(site_id, "rules"), payload, qos=1, retain=True)
+            info.wait_for_publish(timeout)
+            if not info.is_published():
+                raise HubError(f"the broker did not take the bundle for site {site_id} within {timeout:g}s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
