@@ -18,7 +18,7 @@ import cloud
 from cloud.api.deps import AUTH_RESPONSES
 from cloud.api.login_guard import LoginGuard, VerifyGate
 from cloud.api.probe import DatabaseProbe
-from cloud.api.routes import dashboard, health, sites, stats
+from cloud.api.routes import dashboard, health, rules, sites, stats
 from cloud.auth import warm_up
 from cloud.db.engine import make_engine, migrate
 from cloud.ingest.counters import Throttle
@@ -99,6 +99,7 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
     api.include_router(sites.router)
     api.include_router(stats.router)
+    api.include_router(rules.router)
     api.include_router(health.api_router)
     app.include_router(api)
     app.include_router(health.router)
