@@ -243,12 +243,23 @@ def devices_add(site_id: str, device_id: str, public_key: str, replace_key: bool
         key = public_key_text(parse_public_key(public_key))
     except ProtocolError as exc:
         raise click.ClickException(f"--public-key: {exc}") from exc
-    outcome = _with_db(
-        lambda conn: register_device(
+    from cloud.bundles import latest_bundle, push
+
+    outcome, bundle = _with_db(
+        lambda conn: (register_device(
             conn, site_id=site_id, device_id=device_id, public_key=key, at=datetime.now(UTC), replace_key=replace_key
-        )
+        ), latest_bundle(conn))
     )
     click.echo(f"device {device_id} of site {site_id}: {outcome}")
+    if bundle is not None:
+        # A site new to the rules topic would otherwise wait for the next publish to get any bundle.
+        try:
+            push(_settings(), bundle, [site_id], timeout=5)
+        except HubError as exc:
+            click.echo(f"the rule bundle (version {bundle.version}) is not yet on site {site_id}'s topic: {exc}; "
+                       "run `marquee-hub rules push` once the broker answers", err=True)
+        else:
+            click.echo(f"rule bundle version {bundle.version} published to site {site_id}")
 
 
 @devices.command(name="list")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.cli import main
 from edge.agent import Agent
+from protocol.signing import public_key_text
 from tests.edge_support import PEPPER, edge_settings, new_journal
 from tests.support.brokers import Mosquitto
 from tests.support.waiting import wait_for
@@ -62,6 +64,18 @@ def test_a_published_draft_runs_on_the_box_within_seconds(box: Agent, hub_env: d
     assert hub(hub_env, "rules", "publish", str(draft))[1] == "bundle version 2 published to 1 site(s)\n"
     wait_for(lambda: box.status(True).rules_version == 2, timeout=10, what="bundle 2 running on the box")
     assert hub(hub_env, "rules", "push") == (0, "bundle version 2 published to 1 site(s)\n")
+    # A site registered later gets the running bundle at once, not at the next publish.
+    code, output = hub(hub_env, "devices", "add", "--site", "harbour", "--device", "harbour-box1", "--public-key",
+                       public_key_text(Ed25519PrivateKey.generate()))
+    assert code == 0 and "rule bundle version 2 published to site harbour" in output
+    harbour = edge_settings(tmp_path / "harbour", site_id="harbour", device_id="harbour-box1",
+                            hub_public_key=box.settings.hub_public_key, mqtt={"port": box.settings.mqtt.port})
+    second = Agent(harbour, journal=new_journal(harbour), pepper=PEPPER.encode())
+    second.start()
+    try:
+        wait_for(lambda: second.status(True).rules_version == 2, timeout=10, what="bundle 2 at the new site")
+    finally:
+        second.stop()
 
 
 @pytest.mark.parametrize(
