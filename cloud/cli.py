@@ -1,40 +1,27 @@
-"""`marquee-hub`: run the hub, migrate its database, manage its users and its devices."""
+"""`marquee-hub`: run the hub, migrate its database, manage its users and its devices (rules: cli_rules.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TypeVar
 
 import click
-import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, hash_password, password_problem
+from cloud.cli_rules import rules
+from cloud.cli_support import cli_settings, migrate_db, with_db
 from cloud.db.devices import list_conflicts, list_devices, register_device, revoke_device
-from cloud.db.engine import make_engine, migrate
+from cloud.db.engine import make_engine
 from cloud.db.schema import ROLES
 from cloud.db.users import add_user
 from cloud.errors import HubError
 from cloud.ingest.conflicts import Keep, resolve_conflicts
-from cloud.settings import HubSettings, load_settings
 from protocol.errors import ProtocolError
 from protocol.ids import is_valid_id
-from protocol.rules import RuleBundle
 from protocol.signing import parse_public_key, public_key_text
-
-T = TypeVar("T")
-
-
-def _settings(**overrides: object) -> HubSettings:
-    try:
-        return load_settings(**{key: value for key, value in overrides.items() if value is not None})
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _configure_logging(level: str) -> None:
@@ -80,10 +67,10 @@ def serve(host: str | None, port: int | None, no_ingest: bool, access_log: bool,
 
     from cloud.api.app import create_app
 
-    settings = _settings(http_host=host, http_port=port)
+    settings = cli_settings(http_host=host, http_port=port)
     _configure_logging(log_level)
     # Migrate here first so that a bad or unreachable database ends in one clear line, not a traceback.
-    _migrate(settings)
+    migrate_db(settings)
     try:
         app = create_app(settings, start_ingest=not no_ingest)
     except HubError as exc:
@@ -104,20 +91,9 @@ def migrate_command() -> None:
     Example:
         MARQUEE_HUB_DATABASE_URL=postgresql+psycopg://hub@db/marquee marquee-hub migrate
     """
-    settings = _settings()
-    _migrate(settings)
+    settings = cli_settings()
+    migrate_db(settings)
     click.echo("database schema is up to date")
-
-
-def _migrate(settings: HubSettings) -> None:
-    try:
-        engine = make_engine(settings.database_url)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()
@@ -165,8 +141,8 @@ def user_add(username: str, role: str, password_stdin: bool) -> None:
     problem = password_problem(password)
     if problem:
         raise click.ClickException(problem)
-    settings = _settings()
-    _migrate(settings)
+    settings = cli_settings()
+    migrate_db(settings)
     engine = make_engine(settings.database_url)
     try:
         with engine.begin() as conn:
@@ -201,23 +177,6 @@ def devices() -> None:
     """
 
 
-def _with_db(work: Callable[[sa.Connection], T]) -> T:
-    """Run `work` in one committed transaction on the configured (migrated) database."""
-    settings = _settings()
-    _migrate(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.begin() as conn:
-            return work(conn)
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise click.ClickException(f"database error: {reason}") from exc
-    finally:
-        engine.dispose()
-
-
 def _id_option(value: str) -> str:
     if not is_valid_id(value):
         raise click.BadParameter("lower-case letters, digits, '-' and '_', starting with a letter or digit")
@@ -245,7 +204,7 @@ def devices_add(site_id: str, device_id: str, public_key: str, replace_key: bool
         raise click.ClickException(f"--public-key: {exc}") from exc
     from cloud.bundles import latest_bundle, push
 
-    outcome, bundle = _with_db(
+    outcome, bundle = with_db(
         lambda conn: (register_device(
             conn, site_id=site_id, device_id=device_id, public_key=key, at=datetime.now(UTC), replace_key=replace_key
         ), latest_bundle(conn))
@@ -254,7 +213,7 @@ def devices_add(site_id: str, device_id: str, public_key: str, replace_key: bool
     if bundle is not None:
         # A site new to the rules topic would otherwise wait for the next publish to get any bundle.
         try:
-            push(_settings(), bundle, [site_id], timeout=5)
+            push(cli_settings(), bundle, [site_id], timeout=5)
         except HubError as exc:
             click.echo(f"the rule bundle (version {bundle.version}) is not yet on site {site_id}'s topic: {exc}; "
                        "run `marquee-hub rules push` once the broker answers", err=True)
@@ -272,7 +231,7 @@ def devices_list(site_id: str | None, as_json: bool) -> None:
     Example:
         marquee-hub devices list --site riverside
     """
-    records = _with_db(lambda conn: list_devices(conn, site_id=site_id))
+    records = with_db(lambda conn: list_devices(conn, site_id=site_id))
     for record in records:
         state = "revoked" if record.revoked_at else "conflict" if record.conflict else "ok"
         if record.public_key is None:
@@ -297,7 +256,7 @@ def devices_revoke(device_id: str) -> None:
     Example:
         marquee-hub devices revoke riverside-box1
     """
-    if not _with_db(lambda conn: revoke_device(conn, device_id=device_id, at=datetime.now(UTC))):
+    if not with_db(lambda conn: revoke_device(conn, device_id=device_id, at=datetime.now(UTC))):
         raise click.ClickException(f"device {device_id} is not registered, or is revoked already")
     click.echo(f"device {device_id} revoked; register a new key with devices add --replace-key")
 
@@ -313,7 +272,7 @@ def devices_conflicts(device_id: str | None, show_all: bool) -> None:
     Example:
         marquee-hub devices conflicts --device riverside-box1
     """
-    rows = _with_db(lambda conn: list_conflicts(conn, device_id=device_id, open_only=not show_all))
+    rows = with_db(lambda conn: list_conflicts(conn, device_id=device_id, open_only=not show_all))
     if not rows:
         click.echo("no chain conflict")
     for row in rows:
@@ -338,96 +297,11 @@ def devices_resolve(device_id: str, keep: Keep, note: str | None) -> None:
     Example:
         marquee-hub devices resolve riverside-box1 --keep hub --note "clone found in the back office"
     """
-    result = _with_db(
+    result = with_db(
         lambda conn: resolve_conflicts(conn, device_id=device_id, keep=keep, at=datetime.now(UTC), note=note)
     )
     click.echo(f"device {device_id}: {result.conflicts} conflict(s) resolved keeping the {keep}'s chain; "
                f"{result.archived} event(s) archived; chain head at seq {result.head_seq}")
 
 
-@main.group()
-def rules() -> None:
-    """Sign and publish the rule bundle every box runs (earning, redemption).
-
-    The signing key lives in a file outside the database (MARQUEE_HUB_RULES_KEY_FILE); each box holds its
-    public half as `hub_public_key` and runs only bundles it signed.
-
-    \b
-    Example:
-        marquee-hub rules key
-        marquee-hub rules publish draft.json
-    """
-
-
-@rules.command(name="key")
-def rules_key() -> None:
-    """Create the signing key if there is none, and print its public half for the boxes' configuration.
-
-    \b
-    Example:
-        marquee-hub rules key    # then in each box's edge.toml: hub_public_key = "ed25519:..."
-    """
-    from cloud.bundles import create_signing_key, load_signing_key
-
-    settings = _settings()
-    try:
-        key = (load_signing_key(settings.rules_key_file) if settings.rules_key_file.exists()
-               else create_signing_key(settings.rules_key_file))
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(public_key_text(key))
-
-
-@rules.command(name="publish")
-@click.argument("draft", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def rules_publish(draft: Path) -> None:
-    """Validate a draft bundle (JSON: currency, earning, redemption), sign it as the next version, keep it,
-    and publish it retained to every site's boxes.
-
-    \b
-    Example:
-        marquee-hub rules publish draft.json
-    """
-    from cloud.bundles import load_signing_key, publish_draft, site_ids
-
-    settings = _settings()
-    try:
-        key = load_signing_key(settings.rules_key_file)
-        document = json.loads(draft.read_bytes())
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ValueError as exc:
-        raise click.ClickException(f"{draft.name} is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise click.ClickException(f"{draft.name} must hold one JSON object")
-    bundle, targets = _with_db(
-        lambda conn: (publish_draft(conn, document, key, at=datetime.now(UTC)), site_ids(conn)))
-    _push(settings, bundle, targets)
-
-
-@rules.command(name="push")
-def rules_push() -> None:
-    """Publish the latest bundle again to every site (after registering a new site's box).
-
-    \b
-    Example:
-        marquee-hub rules push
-    """
-    from cloud.bundles import latest_bundle, site_ids
-
-    settings = _settings()
-    bundle, targets = _with_db(lambda conn: (latest_bundle(conn), site_ids(conn)))
-    if bundle is None:
-        raise click.ClickException("no bundle published yet; publish one with `marquee-hub rules publish`")
-    _push(settings, bundle, targets)
-
-
-def _push(settings: HubSettings, bundle: RuleBundle, targets: list[str]) -> None:
-    from cloud.bundles import push
-
-    try:
-        push(settings, bundle, targets)
-    except HubError as exc:
-        raise click.ClickException(f"bundle version {bundle.version} is kept, but not yet published: {exc}; "
-                                   "run `marquee-hub rules push` once the broker answers") from exc
-    click.echo(f"bundle version {bundle.version} published to {len(targets)} site(s)")
+main.add_command(rules)

@@ -13,12 +13,12 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from edge.devices.pos import ID_PATTERN, encode_frame
+from edge.devices.pos import ID_PATTERN, PosFrameParser, encode_frame
 
 logger = logging.getLogger(__name__)
 
@@ -198,3 +198,17 @@ class PosConnection:
         with self._lock:
             self._closed = True
             self._sock.close()
+
+
+@dataclass(eq=False)
+class Session:
+    """One accepted connection and its thread, before and after its hello."""
+
+    conn: PosConnection
+    ip: IpAddress | None
+    accepted_at: float
+    till_id: str | None = None
+    received: int = 0  # bytes read before the hello was accepted, counted for the till afterwards
+    parser: PosFrameParser = field(default_factory=PosFrameParser)
+    backlog: list[object] = field(default_factory=list)  # items that arrived in the hello's read
+    thread: threading.Thread | None = None

@@ -13,15 +13,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from edge.devices.pos import PosFrame, PosFrameParser
+from edge.devices.pos import PosFrame
 from edge.devices.pos_link import (
     READ_TIMEOUT,
-    IpAddress,
     PosConnection,
     Refused,
+    Session,
     TcpTill,
     Welcome,
     encode_message,
@@ -36,20 +35,6 @@ logger = logging.getLogger(__name__)
 REFUSAL_QUIET_S = 60.0  # the same refusal from the same address is logged at WARNING once a minute
 
 STARTING, UP, DOWN = "starting", "up", "down"
-
-
-@dataclass(eq=False)
-class _Session:
-    """One accepted connection and its thread, before and after its hello."""
-
-    conn: PosConnection
-    ip: IpAddress | None
-    accepted_at: float
-    till_id: str | None = None
-    received: int = 0  # bytes read before the hello was accepted, counted for the till afterwards
-    parser: PosFrameParser = field(default_factory=PosFrameParser)
-    backlog: list[object] = field(default_factory=list)  # items that arrived in the hello's read
-    thread: threading.Thread | None = None
 
 
 class PosListener:
@@ -84,8 +69,8 @@ class PosListener:
         # Guards the sessions, which session serves which till, and the states; on_state is called under
         # it so that callbacks arrive in the order the changes happened. Re-entrant: a callback may read.
         self._lock = threading.RLock()
-        self._sessions: set[_Session] = set()
-        self._current: dict[str, _Session] = {}
+        self._sessions: set[Session] = set()
+        self._current: dict[str, Session] = {}
         self._states = dict.fromkeys(self._tills, STARTING)
         self._counts_lock = threading.Lock()
         self._counts: dict[str, Counter[str]] = {till_id: Counter() for till_id in self._tills}
@@ -203,7 +188,7 @@ class PosListener:
             return
         self._accept_log.recovered("POS listener accepts connections again")
         ip, peer = peer_of(address)
-        session = _Session(PosConnection(sock, peer, self._counter_for(None)), ip, time.monotonic())
+        session = Session(PosConnection(sock, peer, self._counter_for(None)), ip, time.monotonic())
         with self._lock:
             full = len(self._sessions) >= self._max_connections
             if not full:
@@ -217,7 +202,7 @@ class PosListener:
 
     # ------------------------------------------------------------ one connection
 
-    def _serve(self, session: _Session) -> None:
+    def _serve(self, session: Session) -> None:
         reason = "internal error"
         try:
             session.conn._configure()
@@ -230,7 +215,7 @@ class PosListener:
             session.conn._close()
             self._release(session, reason)
 
-    def _greet(self, session: _Session) -> bool:
+    def _greet(self, session: Session) -> bool:
         """Read the hello; welcome the till (True) or refuse the connection (False)."""
         conn = session.conn
         while not self._stop.is_set():
@@ -250,7 +235,7 @@ class PosListener:
                 return self._identify(session, first)
         return False
 
-    def _identify(self, session: _Session, first: object) -> bool:
+    def _identify(self, session: Session, first: object) -> bool:
         if isinstance(first, FrameError):
             complete = first.kind == "checksum"  # a whole frame came, so the till can read an answer
             got = "a frame with a bad LRC" if complete else f"bytes that are not a frame ({first.kind})"
@@ -279,7 +264,7 @@ class PosListener:
         session.conn.write(encode_message(Welcome(till=till.till_id, box=self._box_id)))
         return True
 
-    def _register(self, session: _Session, till_id: str) -> str | None:
+    def _register(self, session: Session, till_id: str) -> str | None:
         """Make `session` the till's connection, replacing (and closing) an older one from the same address.
 
         Returns the peer holding the till when another address holds it (nothing registered then). The check
@@ -307,7 +292,7 @@ class PosListener:
         self._count(till_id, "bytes", session.received)
         return None
 
-    def _pump(self, session: _Session) -> str:
+    def _pump(self, session: Session) -> str:
         """Hand the till's items to on_item until the connection ends; returns why it ended."""
         assert session.till_id is not None
         till_id, conn, parser = session.till_id, session.conn, session.parser
@@ -346,7 +331,7 @@ class PosListener:
                 logger.exception("POS till %s: on_item callback raised", till_id)
                 self._count(till_id, "callback_errors")
 
-    def _release(self, session: _Session, reason: str) -> None:
+    def _release(self, session: Session, reason: str) -> None:
         """The connection's thread is ending: forget it; if it was its till's live connection, the till is down."""
         with self._lock:
             self._sessions.discard(session)
@@ -358,7 +343,7 @@ class PosListener:
                 logger.info("POS till %s (%s) disconnected: %s", till_id, session.conn.peer, reason)
             self._set_state(till_id, DOWN)
 
-    def _refuse(self, session: _Session, reason: str, *, answer: bool) -> None:
+    def _refuse(self, session: Session, reason: str, *, answer: bool) -> None:
         """Refuse a connection: count, log (WARNING once a minute per address and reason), answer if asked."""
         key, now = (str(session.ip), reason), time.monotonic()
         with self._counts_lock:
