@@ -30,11 +30,11 @@ DRAFT = {"currency": "EUR", "earning": [{"rule_id": "tickets", "kind": "ticket",
 
 
 @pytest.fixture
-def hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[TestClient, Path]]:
+def hub(tmp_path: Path, mosquitto: Mosquitto, db_url: str) -> Iterator[tuple[TestClient, Path]]:
+    """The hub on SQLite and on PostgreSQL (db_url), its signing key in a file, a real broker."""
     key_file = tmp_path / "rules.key"
     create_signing_key(key_file)
-    settings = HubSettings(database_url=f"sqlite:///{tmp_path / 'hub.db'}", mqtt_port=mosquitto.port,
-                           rules_key_file=key_file)
+    settings = HubSettings(database_url=db_url, mqtt_port=mosquitto.port, rules_key_file=key_file)
     app = create_app(settings, start_ingest=False)
     with TestClient(app) as client:
         with app.state.engine.begin() as conn:
