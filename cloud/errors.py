@@ -4,8 +4,10 @@
     ├── ConfigError    settings that cannot be loaded or contradict each other
     ├── StoreError     the database refused or could not be reached
     ├── RegistryError  a device registration or resolution that cannot be done as asked
-    └── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
-        └── ReplayError  a signed batch the hub has already settled (archived or resolved): no answer
+    ├── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
+    │   └── ReplayError  a signed batch the hub has already settled (archived or resolved): no answer
+    └── MemberError    a member request that cannot be done as asked (`kind`: not_found, conflict, invalid,
+                       erased); messages name fields, never personal data or card numbers
 
 Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
 talks to the library, with `raise ... from exc`, so callers handle one tree.
@@ -36,3 +38,11 @@ class RegistryError(HubError):
 
 class ReplayError(IngestError):
     """A validly signed batch carrying an event the hub has already settled: dropped without an answer."""
+
+
+class MemberError(HubError):
+    """A member request that cannot be done as asked; `kind` says why, the message never holds personal data."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

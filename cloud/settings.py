@@ -54,6 +54,14 @@ class HubSettings(BaseSettings):
     rules_key_file: Path = Path("marquee-hub-rules.key")
     """The Ed25519 key that signs rule bundles (PKCS#8 PEM, 0600), outside the database; boxes trust its
     public half (`marquee-hub rules key` prints it)."""
+    member_key_file: Path = Path("marquee-hub-members.key")
+    """The key that wraps every member's data key (base64 of 32 bytes, 0600), outside the database;
+    `marquee-hub members key` creates it. `member_key` (the environment) wins when set."""
+    member_key: SecretStr | None = None
+    pepper: SecretStr | None = None
+    """The chain's card pepper (the boxes' `pepper`): turns a card number HQ is given into its token."""
+    card_em4100: Literal["tag32", "wiegand24"] = "tag32"
+    """The chain's form of 125 kHz card ids (the boxes' `[cards] em4100`)."""
 
     # Failed logins: 10 a minute lets a person mistype a few times, and limits a guesser on one
     # address to 14,400 a day. Per user, 10 in 15 minutes (OWASP's order of magnitude) bounds guessing

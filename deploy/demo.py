@@ -88,6 +88,7 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.hub_env: dict[str, str] = {}
         self.hub_key = ""
+        self.pepper = secrets.token_hex(16)  # the chain's card pepper: every box and the hub hold it
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -154,6 +155,9 @@ class Demo:
             "MARQUEE_HUB_MQTT_PROTOCOL": protocol,
             "MARQUEE_HUB_HTTP_PORT": str(self.http_port),
             "MARQUEE_HUB_RULES_KEY_FILE": str(self.workdir / "hub-rules.key"),
+            "MARQUEE_HUB_MEMBER_KEY_FILE": str(self.workdir / "hub-members.key"),
+            "MARQUEE_HUB_PEPPER": self.pepper,  # the boxes' own: a card HQ enrols is the card a till reads
+            "MARQUEE_HUB_CARD_EM4100": "wiegand24",
         }
         if protocol != "5":
             env["MARQUEE_HUB_MQTT_SHARED_GROUP"] = ""
@@ -167,6 +171,8 @@ class Demo:
         # The key that signs the rule bundles; every box is configured with its public half.
         self.hub_key = subprocess.run([hub, "rules", "key"], env={**os.environ, **env}, check=True,
                                       cwd=self.workdir, capture_output=True, text=True).stdout.strip()
+        subprocess.run([hub, "members", "key"], env={**os.environ, **env}, check=True, cwd=self.workdir,
+                       stdout=subprocess.DEVNULL)
         proc = self.spawn("hub", [hub, "serve"], env)
         wait_port(self.http_port, 30, proc, "the hub")
         return "admin", password
@@ -178,8 +184,20 @@ class Demo:
         subprocess.run([str(BIN / "marquee-hub"), "rules", "publish", str(draft)],
                        env={**os.environ, **self.hub_env}, check=True, cwd=self.workdir, stdout=subprocess.DEVNULL)
 
+    def import_members(self) -> int:
+        """HQ moves its members over from the old CRM: some of the simulated tills' card holders."""
+        from demo_members import write_members_csv  # beside this script
+
+        seeds = [index * 10 + till for index, (_, tills) in enumerate(SITES, start=1) for till in range(len(tills))]
+        export = self.workdir / "crm-export.csv"
+        count = write_members_csv(export, seeds)
+        subprocess.run([str(BIN / "marquee-hub"), "members", "import", str(export)],
+                       env={**os.environ, **self.hub_env}, check=True, cwd=self.workdir, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return count
+
     def start_sites(self, mqtt_port: int, protocol: str) -> None:
-        pepper = secrets.token_hex(16)
+        pepper = self.pepper
         for index, (site, tills) in enumerate(SITES, start=1):
             site_dir = self.workdir / "sites" / site
             (site_dir / "dev").mkdir(parents=True)
@@ -210,8 +228,9 @@ class Demo:
             subprocess.run([str(BIN / "marquee-hub"), "devices", "add", "--site", site, "--device", f"{site}-box1",
                             "--public-key", key], env={**os.environ, **self.hub_env}, check=True,
                            cwd=self.workdir, stdout=subprocess.DEVNULL)
-            self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index),
-                                            "--sales-per-minute", "40", "--unplug-every", "180"])
+            self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index * 10),
+                                            "--sales-per-minute", "40", "--unplug-every", "180",
+                                            "--redeem-rate", "0.3"])
             self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])
 
     def wait_for_sales(self, login: tuple[str, str], timeout: float) -> list[dict[str, object]]:
@@ -260,14 +279,16 @@ def main() -> int:
     try:
         mqtt_port, protocol = demo.start_broker(args.broker)
         login = demo.start_hub(mqtt_port, protocol)
-        demo.start_sites(mqtt_port, protocol)
         demo.publish_rules()
+        members = demo.import_members()
+        demo.start_sites(mqtt_port, protocol)
         rows = demo.wait_for_sales(login, timeout=60)
         say("")
         say(f"Marquee demo is running: {len(SITES)} sites, broker on 127.0.0.1:{mqtt_port} (MQTT {protocol})")
         say(f"  Dashboard: http://127.0.0.1:{args.http_port}/")
         say(f"  API:       http://127.0.0.1:{args.http_port}/docs")
         say(f"  Login:     {login[0]} / {login[1]}")
+        say(f"  Members:   {members} enrolled from a CRM export; tills earn and redeem points")
         for row in rows:
             say(f"  {row['key']}: {row['sales']} sales, {row['tickets']} tickets so far")
         say(f"  Ready in {time.monotonic() - started:.1f}s. Logs and data in {args.workdir}. Ctrl-C stops it all.")

@@ -255,8 +255,10 @@ def read_cards(kind: str, port: str, baud: int | None, parity: str, bytesize: st
               help="Share of card presentations that first meet a fault (noise, partial or damaged frame).")
 @click.option("--unplug-every", type=click.FloatRange(1, 86400), default=None,
               help="Pull a random reader's plug about this often (seconds), for a couple of seconds.")
+@click.option("--redeem-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of sales with a member card where the member pays part with points.")
 def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise: float,
-             unplug_every: float | None) -> None:
+             unplug_every: float | None, redeem_rate: float) -> None:
     """Play a site's card readers (every configured family) and POS terminals: readers and serial tills on
     pseudo-terminals created at the configured port paths, TCP tills dialling the box's [pos_tcp] address.
 
@@ -285,7 +287,7 @@ def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise
         sims.append(SiteSimulator(
             pos_link=Path(till.pos_port) if till.pos_port else None, pos_tcp=pos_tcp, readers=readers,
             till_id=till.till_id, seed=None if seed is None else seed + index, sales_per_minute=sales_per_minute,
-            noise=noise, unplug_every=unplug_every,
+            noise=noise, unplug_every=unplug_every, redeem_rate=redeem_rate,
         ))
     for sim in sims:
         sim.start()

@@ -151,8 +151,14 @@ class LoyaltyOutcome(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    status: Literal["earned", "no_card", "unavailable"]
+    status: Literal["earned", "no_card", "unavailable", "blocked"]
+    """blocked: the card is lost, blocked or replaced, or its member suspended: nothing earned or paid."""
     points_earned: Annotated[int, Field(ge=0, le=10**12)] = 0
+    points_redeemed: Annotated[int, Field(ge=0, le=10**12)] = 0
+    """Points this sale was paid with (a hold captured)."""
+    amount_redeemed: MinorUnits = 0
+    """The money those points paid."""
+    hold_id: Annotated[str, Field(pattern=r"^h[0-9a-f]{16}$")] | None = None
     balance: Annotated[int, Field(ge=-(10**12), le=10**12)] | None = None
     rule_id: str | None = None
     """The earning rules that gave points, comma-separated."""
@@ -200,8 +206,56 @@ class SaleConflict(Payload):
     total: MinorUnits
 
 
+HoldId = Annotated[str, Field(pattern=r"^h[0-9a-f]{16}$")]
+Token = Annotated[str, Field(pattern=r"^[0-9a-f]{32,64}$")]
+
+
+class _Hold(Payload):
+    """What every event of a hold names: the till's sale, the hold, the card, the points."""
+
+    site_id: Id
+    till_id: Id
+    sale_id: Annotated[str, _text(64, 1)]
+    hold_id: HoldId
+    card_token: Token
+    points: Annotated[int, Field(ge=1, le=10**12)]
+
+
+class RedemptionAuthorised(_Hold):
+    """The box held a member's points for a sale the till is about to complete (two-phase, like a card)."""
+
+    event_type: ClassVar[str] = "redemption.authorised"
+
+    amount: MinorUnits
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    expires_at: UtcDatetime
+    rules_version: Annotated[int, Field(ge=0)]
+
+
+class RedemptionReleased(_Hold):
+    """A hold ended without paying: the till cancelled it, it expired, its answer came too late for the till, or
+    the sale it was for had nothing left for the points to pay (unused)."""
+
+    event_type: ClassVar[str] = "redemption.released"
+
+    reason: Literal["cancelled", "expired", "late", "unused"]
+
+
+class RedemptionReversed(_Hold):
+    """Points a sale was paid with, given back: its answer could not reach the till in time, so the till
+    completed the sale without them."""
+
+    event_type: ClassVar[str] = "redemption.reversed"
+
+    sale_seq: Seq
+    reason: Literal["late"]
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     SaleRecorded.event_type: SaleRecorded,
     SaleConflict.event_type: SaleConflict,
+    RedemptionAuthorised.event_type: RedemptionAuthorised,
+    RedemptionReleased.event_type: RedemptionReleased,
+    RedemptionReversed.event_type: RedemptionReversed,
 }
 """Event type name to payload model."""

@@ -141,6 +141,8 @@ class DeviceStatus(BaseModel):
     """The rule bundle the box decides under (0: its built-in default, before the hub's first bundle)."""
     rules_refusal: Annotated[str, Field(max_length=300)] | None = None
     """Why the last bundle the hub sent was refused (a bad signature, an older version...), if it was."""
+    directory_version: Count | None = None
+    """The member directory version the box decides from (0: none yet)."""
     peripherals: dict[str, str] = Field(default_factory=dict)
     """Each peripheral's state by name (kept for hubs that read only this; `peripheral_health` has it all)."""
     peripheral_health: dict[ShortName, PeripheralHealth] = Field(default_factory=dict)

@@ -54,7 +54,8 @@ class Redemption(BaseModel):
     min_points: Annotated[int, Field(ge=0)] = 0
     """The smallest redemption accepted."""
     offline_daily_cap: Annotated[int, Field(ge=0)] = 0
-    """Points one member may redeem per day at a box that cannot reach the hub (bounds a double spend)."""
+    """Points one member may redeem per day at one box beyond what the hub has confirmed to it (the box's
+    member directory): what two boxes cut off from the hub can spend twice is bounded by it. 0: no cap."""
     hold_s: Annotated[int, Field(ge=10, le=3600)] = 300
     """How long authorised points stay held for a sale the till has not confirmed."""
 
@@ -99,15 +100,21 @@ class RuleBundle(BaseModel):
         return fallback
 
 
-def points_earned(bundle: RuleBundle, items: Sequence[LineItem]) -> tuple[int, tuple[str, ...]]:
-    """Points the items earn under `bundle`, and the ids of the rules that earned them (in bundle order)."""
+def points_earned(
+    bundle: RuleBundle, items: Sequence[LineItem], paid_with_points: Sequence[int] = ()
+) -> tuple[int, tuple[str, ...]]:
+    """Points the items earn under `bundle`, and the ids of the rules that earned them (in bundle order).
+
+    `paid_with_points[i]` is the part of line i's amount paid with points: it earns nothing.
+    """
     total = 0
     used: set[str] = set()
-    for item in items:
+    for index, item in enumerate(items):
         rule = bundle.rule_for(item)
         if rule is None:
             continue
-        points = item.amount * rule.basis_points // 10_000
+        paid = paid_with_points[index] if index < len(paid_with_points) else 0
+        points = max(0, item.amount - paid) * rule.basis_points // 10_000
         if points:
             total += points
             used.add(rule.rule_id)

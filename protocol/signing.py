@@ -1,5 +1,5 @@
 """Ed25519 public keys in text form; the signatures of batches and statuses (by a box) and of rule
-bundles (by the hub).
+bundles and member directory pages (by the hub).
 
 A box signs each batch over the hashes of everything it carries (events and lost events), and each
 status over its canonical encoding. Each event's hash covers its content and its link to the previous
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from protocol.canonical import canonical_bytes
 from protocol.chain import check_hash
+from protocol.directory import DirectoryPage
 from protocol.errors import ChainError, SignatureError
 from protocol.messages import DeviceStatus, EventBatch
 from protocol.rules import RuleBundle
@@ -29,6 +30,7 @@ PUBLIC_KEY_PREFIX = "ed25519:"
 _BATCH_CONTEXT = "marquee.batch-signature/1"
 _STATUS_CONTEXT = "marquee.status-signature/1"
 _BUNDLE_CONTEXT = "marquee.rules-signature/1"
+_DIRECTORY_CONTEXT = "marquee.directory-signature/1"
 
 
 def _b64(data: bytes) -> str:
@@ -128,6 +130,21 @@ def sign_bundle(bundle: RuleBundle, key: Ed25519PrivateKey) -> RuleBundle:
 def verify_bundle(bundle: RuleBundle, key: Ed25519PublicKey) -> None:
     """Raise SignatureError unless the bundle is signed by the hub's `key`."""
     _verify(key, bundle.signature, bundle_signed_bytes(bundle), "rule bundle", signer="the hub")
+
+
+def directory_signed_bytes(page: DirectoryPage) -> bytes:
+    """What a directory page's signature covers: the whole page but its signature."""
+    return _whole_body_bytes(_DIRECTORY_CONTEXT, "page", page)
+
+
+def sign_directory_page(page: DirectoryPage, key: Ed25519PrivateKey) -> DirectoryPage:
+    """The page with the hub's signature (the key that signs rule bundles)."""
+    return page.model_copy(update={"signature": _b64(key.sign(directory_signed_bytes(page)))})
+
+
+def verify_directory_page(page: DirectoryPage, key: Ed25519PublicKey) -> None:
+    """Raise SignatureError unless the page is signed by the hub's `key`."""
+    _verify(key, page.signature, directory_signed_bytes(page), "directory page", signer="the hub")
 
 
 def _verify(key: Ed25519PublicKey, signature: str | None, data: bytes, what: str, *, signer: str = "the device")\

@@ -9,13 +9,14 @@ from protocol.errors import TopicError
 from protocol.ids import is_valid_id
 
 PREFIX = "marquee/v1"
-DeviceTopicKind = Literal["events", "status", "ack", "commands"]
+DeviceTopicKind = Literal["events", "status", "ack", "commands", "directory"]
 SiteTopicKind = Literal["rules", "members"]
-_DEVICE_KINDS = ("events", "status", "ack", "commands")
+_DEVICE_KINDS = ("events", "status", "ack", "commands", "directory")
 _SITE_KINDS = ("rules", "members")
 
 EVENTS_ALL = f"{PREFIX}/+/+/events"
 STATUS_ALL = f"{PREFIX}/+/+/status"
+DIRECTORY_REQUESTS_ALL = f"{PREFIX}/+/+/directory"
 BLOCKLIST = f"{PREFIX}/chain/blocklist"
 
 
@@ -26,7 +27,7 @@ def _checked(*ids: str) -> None:
 
 
 def device_topic(site_id: str, device_id: str, kind: DeviceTopicKind) -> str:
-    """`marquee/v1/{site}/{device}/{kind}` for events, status, ack or commands."""
+    """`marquee/v1/{site}/{device}/{kind}` for events, status, ack, commands, or a directory request."""
     _checked(site_id, device_id)
     return f"{PREFIX}/{site_id}/{device_id}/{kind}"
 

@@ -11,6 +11,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,7 +19,7 @@ import cloud
 from cloud.api.deps import AUTH_RESPONSES
 from cloud.api.login_guard import LoginGuard, VerifyGate
 from cloud.api.probe import DatabaseProbe
-from cloud.api.routes import dashboard, health, rules, sites, stats
+from cloud.api.routes import dashboard, health, members, overdrafts, rules, sites, stats
 from cloud.auth import warm_up
 from cloud.db.engine import make_engine, migrate
 from cloud.ingest.counters import Throttle
@@ -100,12 +101,23 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     api.include_router(sites.router)
     api.include_router(stats.router)
     api.include_router(rules.router)
+    api.include_router(members.router)
+    api.include_router(overdrafts.router)
     api.include_router(health.api_router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(SQLAlchemyError, _database_unavailable)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own answer echoes the input back; a request may carry a phone, an e-mail or a card
+    # number: where and what only.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": [{"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", "")}
+                                    for error in errors[:50]]}, status_code=422)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

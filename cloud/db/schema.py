@@ -160,3 +160,116 @@ rule_bundles = sa.Table(
     sa.Column("published_by", sa.String(64), nullable=True),
     sa.Column("body", JsonDoc, nullable=False),
 )
+
+# Members. Personal data only ever sealed: `profile` under the member's data key, that key wrapped by the
+# hub's member key (outside the database, `cloud.members.vault`). Erasure nulls both, keeps the row.
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("programme", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("enrolled_at", UtcDateTime, nullable=True),
+    sa.Column("erased_at", UtcDateTime, nullable=True),
+    sa.Column("external_id", sa.String(64), nullable=True, unique=True),
+    sa.Column("key_id", sa.String(16), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("profile", sa.LargeBinary, nullable=True),
+    # HMACs of the normalised phone and e-mail under a key derived from the member key: search by equality.
+    sa.Column("phone_hash", sa.String(64), nullable=True, index=True),
+    sa.Column("email_hash", sa.String(64), nullable=True, index=True),
+    sa.Column("consent", JsonDoc, nullable=True),
+    # MM-DD of the birthday, no year: what boxes get for a birthday offer. Nulled by erasure.
+    sa.Column("birthday_md", sa.String(5), nullable=True),
+    # The ledger's sum and, per device, the highest seq of its events that the sum includes.
+    sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("seen", JsonDoc, nullable=True),
+    sa.Column("redeemed_day", sa.Date, nullable=True),
+    sa.Column("redeemed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("status IN ('active', 'anonymous', 'suspended', 'erased')", name="status"),
+)
+
+member_cards = sa.Table(
+    "member_cards",
+    metadata,
+    sa.Column("card_token", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), sa.ForeignKey("members.member_id"), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    # Family and last 4 characters only (`em4100:******7558`), for the member's list of cards.
+    sa.Column("label", sa.String(40), nullable=False),
+    sa.Column("added_at", UtcDateTime, nullable=False),
+    sa.Column("state_at", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.CheckConstraint("state IN ('active', 'lost', 'blocked', 'replaced')", name="state"),
+)
+
+# Every change of points, in event time: earned and redeemed at tills (one row per event, by device and
+# seq), carried over by an import, adjusted by HQ. A member's balance is the sum of their rows.
+member_ledger = sa.Table(
+    "member_ledger",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("member_id", sa.String(64), sa.ForeignKey("members.member_id"), nullable=False),
+    sa.Column("card_token", sa.String(64), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=True),
+    sa.Column("device_id", sa.String(64), nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("sale_id", sa.String(64), nullable=True),
+    sa.Column("rules_version", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("device_id", "seq", "kind", name="uq_member_ledger_device_seq_kind"),
+    sa.Index("ix_member_ledger_member_time", "member_id", "occurred_at"),
+)
+
+# Who read or changed a member's personal data, and when (never the data itself).
+pii_access = sa.Table(
+    "pii_access",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("member_id", sa.String(64), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),
+)
+
+# The member directory boxes hold: each change of a card's entry gets the next version (one counter row,
+# updated in the changing transaction, so versions commit in order whatever the number of hub processes).
+directory_changes = sa.Table(
+    "directory_changes",
+    metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("card_token", sa.String(64), nullable=False, index=True),
+    # The entry as boxes get it; NULL: boxes forget the token (erasure).
+    sa.Column("entry", JsonDoc, nullable=True),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+)
+
+directory_state = sa.Table(
+    "directory_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+# A member's balance that went below zero at the hub: boxes cut off from each other redeemed the same
+# points. One open record per member, updated while it lasts; settled when the balance is back at zero.
+overdrafts = sa.Table(
+    "overdrafts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("member_id", sa.String(64), sa.ForeignKey("members.member_id"), nullable=False, index=True),
+    sa.Column("detected_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Points below zero at the worst (positive), and the balance now.
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("sites", JsonDoc, nullable=False),
+    # The redemptions involved: site, device, seq, sale, points, when.
+    sa.Column("events", JsonDoc, nullable=False),
+    sa.Column("settled_at", UtcDateTime, nullable=True),
+)

@@ -23,6 +23,7 @@ from cloud.db.schema import chain_conflicts, devices, event_archive, event_gaps,
 from cloud.errors import RegistryError
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from cloud.ingest.store import check_payload
+from cloud.members.ledger import unledger_from
 from protocol.events import Event, SaleRecorded
 
 Keep = Literal["hub", "box"]
@@ -93,6 +94,7 @@ def _archive_from(
         if event is not None and isinstance(sale, SaleRecorded):
             add_sale(deltas, site_id=site_id, event=event, sale=sale)
     db.add_box_office(conn, rows=[deltas[key].negated().as_row(key) for key in sorted(deltas)])
+    unledger_from(conn, device_id=device_id, start=start, at=at)
     if rows:
         conn.execute(
             sa.insert(event_archive),

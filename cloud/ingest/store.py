@@ -17,6 +17,7 @@ from cloud.db import ingest as db
 from cloud.errors import IngestError, ReplayError
 from cloud.ingest.plan import BatchPlan, held_range, items_of, plan_batch
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
+from cloud.members.ledger import PointsMove, apply_moves, moves_of
 from protocol.errors import MalformedMessage
 from protocol.events import PAYLOAD_TYPES, Event, SaleRecorded
 from protocol.messages import Ack, EventBatch
@@ -139,6 +140,7 @@ def _store_accepted(
     """Insert the accepted events, gaps and rollup deltas; returns how many payloads were refused."""
     deltas: dict[RollupKey, RollupDelta] = {}
     refused: dict[int, dict[str, Any]] = {}
+    moves: list[PointsMove] = []
     for event in plan.events:
         checked = check_payload(event, site_id=site_id)
         if isinstance(checked, PayloadRefusal):
@@ -157,10 +159,13 @@ def _store_accepted(
             )
         elif isinstance(checked, SaleRecorded):
             add_sale(deltas, site_id=site_id, event=event, sale=checked)
+        moves.extend(moves_of(event, checked, site_id))
     db.insert_events(conn, batch=plan.events, site_id=site_id, received_at=received_at, bodies=refused)
     db.insert_gaps(conn, device_id=device_id, lost=plan.lost, received_at=received_at)
     # Sorted keys: concurrent writers take rollup row locks in one order.
     db.add_box_office(conn, rows=[deltas[key].as_row(key) for key in sorted(deltas)])
+    # Members' points in the same transaction: the ack promises them too.
+    apply_moves(conn, moves, received_at=received_at)
     return len(refused)
 
 

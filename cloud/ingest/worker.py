@@ -16,8 +16,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.ingest.counters import IngestCounters
 from cloud.ingest.handler import MessageHandler
+from cloud.members.publisher import DirectoryPublisher
 from cloud.settings import HubSettings
-from protocol.topics import EVENTS_ALL, STATUS_ALL, shared
+from protocol.topics import DIRECTORY_REQUESTS_ALL, EVENTS_ALL, STATUS_ALL, shared
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class IngestWorker:
         self._connected = False
         self._subscribed = False
         self.handler = MessageHandler(engine, self._publish)
+        self.directory = DirectoryPublisher(engine, settings.rules_key_file, self._publish)
 
     @property
     def connected(self) -> bool:
@@ -52,7 +54,7 @@ class IngestWorker:
     def subscriptions(self) -> list[str]:
         """The topic filters subscribed to: shared when a group is configured."""
         group = self._settings.shared_group
-        return [shared(topic, group) if group else topic for topic in (EVENTS_ALL, STATUS_ALL)]
+        return [shared(topic, group) if group else topic for topic in (EVENTS_ALL, STATUS_ALL, DIRECTORY_REQUESTS_ALL)]
 
     def start(self) -> None:
         """Connect in the background and keep reconnecting until `stop()`; returns at once."""
@@ -80,6 +82,7 @@ class IngestWorker:
         client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=KEEPALIVE_SECONDS)
         self._client = client  # before the network thread starts: acks are published through it
         client.loop_start()
+        self.directory.start()
         log.info("ingest connecting to mqtt://%s:%d", settings.mqtt_host, settings.mqtt_port)
 
     def stop(self) -> None:
@@ -87,6 +90,7 @@ class IngestWorker:
         client, self._client = self._client, None
         if client is None:
             return
+        self.directory.stop()
         client.disconnect()
         client.loop_stop()
         self._connected = False
@@ -138,6 +142,9 @@ class IngestWorker:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The top of a long-running loop: one bad message must never stop the network thread.
         try:
+            if msg.topic.endswith("/directory"):
+                self.directory.offer_request(msg.topic, bytes(msg.payload))
+                return
             self.handler.handle(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
         except Exception:
             log.exception("unexpected failure handling a message on %s", msg.topic[:120])

@@ -9,22 +9,31 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import ValidationError
+
+from edge.devices.pos_messages import (
+    ID_PATTERN,
+    SALE_ID_PATTERN,
+    Authorisation,
+    CancelRequest,
+    Loyalty,
+    PosRequest,
+    RedeemRequest,
+    Released,
+    SaleAnswer,
+    SaleItem,
+    SaleRequest,
+    mask_card_id,
 )
-
 from edge.errors import FrameError, PosRequestError
-from protocol.events import UtcDatetime
+
+__all__ = [  # the messages are used through this module, beside the framing
+    "ID_PATTERN", "SALE_ID_PATTERN", "Authorisation", "CancelRequest", "Loyalty", "PosRequest", "RedeemRequest",
+    "Released", "SaleAnswer", "SaleItem", "SaleRequest", "mask_card_id", "ACK", "EOT", "ETX", "NAK", "STX",
+    "MAX_PAYLOAD", "PosControl", "PosFrame", "PosFrameParser", "encode_answer", "encode_frame", "encode_request",
+    "lrc", "parse_answer", "parse_box_message", "parse_request",
+]
 
 STX = 0x02
 ETX = 0x03
@@ -34,8 +43,6 @@ NAK = 0x15
 MAX_PAYLOAD = 4096
 _CONTROL = re.compile(rb"[\x00-\x1f]")  # every byte the payload state acts on is below 0x20 (STX, ETX...)
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-SALE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 # ---------------------------------------------------------------- framing
@@ -174,103 +181,8 @@ class PosFrameParser:
         self._state = state
 
 
+
 # ---------------------------------------------------------------- messages
-
-IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-# JSON escapes can smuggle control characters (\u0000) past the framing's byte check: refuse them here.
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=PRINTABLE)]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
-Price = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]  # minor units
-Qty = Annotated[int, Field(strict=True, ge=1, le=999)]
-
-
-def _iso_z(value: datetime) -> str:
-    # UtcDatetime writes microseconds always; on the POS line keep the short form the doc shows.
-    return value.isoformat().replace("+00:00", "Z")
-
-
-# UtcDatetime refuses numbers (pydantic would read 1700000000 as a unix time) and naive times, and
-# converts to UTC; the serializer after it keeps `2026-11-23T19:30:00Z` as the till wrote it.
-Showtime = Annotated[UtcDatetime, PlainSerializer(_iso_z, return_type=str, when_used="json")]
-
-
-class _Message(BaseModel):
-    # Unknown fields are ignored so a POS that sends more than we read still gets an answer.
-    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
-
-
-class SaleItem(_Message):
-    """One line of a sale: a ticket (film, hall, showtime required) or a concession (description required)."""
-
-    kind: Literal["ticket", "concession"]
-    sku: Sku
-    qty: Qty
-    price: Price  # unit price
-    film: ShortText | None = None
-    hall: IdStr | None = None
-    showtime: Showtime | None = None
-    description: ShortText | None = None
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> SaleItem:
-        if self.kind == "ticket":
-            missing = [name for name in ("film", "hall", "showtime") if getattr(self, name) is None]
-            if missing:
-                raise ValueError(f"a ticket needs {', '.join(missing)}")
-        elif self.description is None:
-            raise ValueError("a concession needs a description")
-        return self
-
-
-class SaleRequest(_Message):
-    """What the till sends when a sale is about to complete; prices are unit prices in minor units."""
-
-    type: Literal["sale"] = "sale"
-    sale_id: Annotated[str, StringConstraints(pattern=SALE_ID_PATTERN)]
-    till: IdStr
-    cashier: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    items: Annotated[list[SaleItem], Field(min_length=1, max_length=200)]
-
-    @property
-    def total(self) -> int:
-        """Sum of qty * price over the items, in minor units."""
-        return sum(item.qty * item.price for item in self.items)
-
-
-class Loyalty(_Message):
-    """The loyalty part of an answer: points earned by this sale and the balance after it."""
-
-    status: Literal["earned", "no_card", "unavailable"]
-    points: int = 0
-    balance: int | None = None
-
-
-def mask_card_id(card_id: str) -> str:
-    """The id with all but its last 4 characters replaced by `*` (fully masked when 4 or shorter)."""
-    if len(card_id) <= 4:
-        return "*" * len(card_id)
-    return "*" * (len(card_id) - 4) + card_id[-4:]
-
-
-class SaleAnswer(_Message):
-    """What the box answers to a sale; `card` is always masked."""
-
-    type: Literal["answer"] = "answer"
-    sale_id: Annotated[str, StringConstraints(max_length=64)] | None  # None: the request had no usable id
-    # ok: decided; rejected: unusable request; conflict: sale_id already used for another sale;
-    # error: the box could not decide (sell without loyalty).
-    status: Literal["ok", "rejected", "conflict", "error"]
-    loyalty: Loyalty | None = None
-    card: str | None = None
-    message: Annotated[str, StringConstraints(max_length=200)] | None = None
-
-    @field_validator("card")
-    @classmethod
-    def _masked(cls, value: str | None) -> str | None:
-        # Masking here means no code path can put a full card id on the POS line (or its logs).
-        return None if value is None else mask_card_id(value)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -280,8 +192,12 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def parse_request(payload: bytes) -> SaleRequest:
-    """Validate a frame's payload as a SaleRequest; PosRequestError with a short reason otherwise."""
+_REQUESTS: dict[str, type[SaleRequest] | type[RedeemRequest] | type[CancelRequest]] = {
+    "sale": SaleRequest, "redeem": RedeemRequest, "cancel": CancelRequest}
+
+
+def parse_request(payload: bytes) -> PosRequest:
+    """Validate a frame's payload as a sale, redeem or cancel request; PosRequestError with a short reason."""
     if len(payload) > MAX_PAYLOAD:
         raise PosRequestError(f"request of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     if not payload:
@@ -294,22 +210,40 @@ def parse_request(payload: bytes) -> SaleRequest:
         raise PosRequestError("request is not JSON") from exc
     if not isinstance(document, dict):
         raise PosRequestError("request is not a JSON object")
-    if document.get("type") != "sale":
+    model = _REQUESTS.get(document.get("type"))  # type: ignore[arg-type]
+    if model is None:
         raise PosRequestError(f"unknown request type {str(document.get('type'))[:20]!r}")
     try:
-        return SaleRequest.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
         raise PosRequestError(_reason(exc)) from exc
 
 
-def encode_request(request: SaleRequest) -> bytes:
+def encode_request(request: PosRequest) -> bytes:
     """A full frame carrying `request` (what a till sends)."""
     return encode_frame(request.model_dump_json(exclude_none=True).encode("utf-8"))
 
 
-def encode_answer(answer: SaleAnswer) -> bytes:
-    """A full frame carrying `answer` (what the box sends back)."""
+def encode_answer(answer: SaleAnswer | Authorisation | Released) -> bytes:
+    """A full frame carrying `answer` (what the box sends back); a v1 answer stays exactly v1."""
+    if isinstance(answer, SaleAnswer) and answer.loyalty is not None and answer.loyalty.redeemed is None:
+        return encode_frame(answer.model_dump_json(exclude={"loyalty": {"redeemed"}}).encode("utf-8"))
     return encode_frame(answer.model_dump_json().encode("utf-8"))
+
+
+def parse_box_message(payload: bytes) -> SaleAnswer | Authorisation | Released:
+    """Any message the box sends (the till's side): by its `type`; PosRequestError otherwise."""
+    try:
+        kind = json.loads(payload).get("type")
+    except (ValueError, AttributeError, RecursionError) as exc:
+        raise PosRequestError("answer is not a JSON object") from exc
+    model = {"answer": SaleAnswer, "authorisation": Authorisation, "released": Released}.get(kind)
+    if model is None:
+        raise PosRequestError(f"unknown answer type {str(kind)[:20]!r}")
+    try:
+        return model.model_validate_json(payload)  # type: ignore[attr-defined, no-any-return]
+    except ValidationError as exc:
+        raise PosRequestError(_reason(exc)) from exc
 
 
 def parse_answer(payload: bytes) -> SaleAnswer:

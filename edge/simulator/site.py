@@ -72,6 +72,10 @@ class SimStats:
     reader_faults: int = 0
     unplugs: int = 0
     points_seen: int = 0
+    redeems_sent: int = 0
+    authorised: int = 0
+    declined: int = 0
+    points_redeemed: int = 0
     answer_ms_max: float = 0.0
     answer_ms_total: float = 0.0
     by_loyalty: dict[str, int] = field(default_factory=dict)
@@ -91,7 +95,8 @@ class SiteSimulator:
     one RDM6300 at `card_link`. `noise` is the chance that a card presentation first meets a fault (line
     noise, a partial or damaged frame); half of it is the chance that a sale frame first goes out with a
     damaged LRC. `unplug_every` (seconds) pulls a random reader's plug for `unplug_for` seconds now and
-    then. `pace` scales the human pauses (tests use 0.01).
+    then. `redeem_rate`: the chance that a member with a card pays part of the sale with points (a redeem,
+    then the sale with its hold). `pace` scales the human pauses (tests use 0.01).
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class SiteSimulator:
         run_id: str | None = None,
         unplug_every: float | None = None,
         unplug_for: float = 2.0,
+        redeem_rate: float = 0.0,
     ) -> None:
         if not re.fullmatch(pos.ID_PATTERN, till_id):
             raise ValueError(f"till id {till_id!r} does not match {pos.ID_PATTERN}")
@@ -131,6 +137,7 @@ class SiteSimulator:
         self.member_cards = [card.fob_hex for card in self.cards]
         self.unplug_every = unplug_every
         self.unplug_for = unplug_for
+        self.redeem_rate = redeem_rate  # of sales with a member card: the member pays part with points
         self._rng = random.Random(seed)
         self.readers = [VirtualReader(spec.kind, spec.link, rng=self._rng, options=spec.options, pace=pace)
                         for spec in specs]
@@ -243,7 +250,25 @@ class SiteSimulator:
                 # to arrive before the sale it belongs to, so keep a floor whatever the pace.
                 self._stop.wait(max(0.02, self._rng.uniform(0.3, 1.5) * self.pace))
             request = self._build_request()
+            hold_id = None
+            if card is not None and self._rng.random() < self.redeem_rate:
+                hold_id = self._redeem(self._pos, request)
+            if hold_id is not None:
+                request = request.model_copy(update={"hold_id": hold_id})
             self._transact(self._pos, request)
+
+    def _redeem(self, end: PtyEnd | TcpTillEnd, sale: pos.SaleRequest) -> str | None:
+        """Ask to pay part of the sale with points, as a member at the counter does; the hold id if authorised."""
+        request = pos.RedeemRequest(sale_id=sale.sale_id, till=sale.till, cashier=sale.cashier,
+                                    currency=sale.currency, items=sale.items,
+                                    points=self._rng.choice((500, 1000, 2000, 5000)))
+        self._stats.redeems_sent += 1
+        answer = self._transact(end, request)
+        if isinstance(answer, pos.Authorisation) and answer.status == "authorised":
+            self._stats.authorised += 1
+            return answer.hold_id
+        self._stats.declined += 1
+        return None
 
     def _present_card(self, reader: VirtualReader, card: SimCard) -> None:
         self._stats.cards_presented += 1
@@ -255,7 +280,8 @@ class SiteSimulator:
         self._stats.card_frames += reader.frames_sent - before
         logger.debug("simulator: card presented at the %s reader", reader.kind)
 
-    def _transact(self, end: PtyEnd | TcpTillEnd, request: pos.SaleRequest) -> None:
+    def _transact(self, end: PtyEnd | TcpTillEnd, request: pos.PosRequest) -> object | None:
+        """Send `request`, resending on NAK; the box's answer, or None (unanswered: the till goes on)."""
         frame = pos.encode_request(request)
         self._drain(end)
         first = frame
@@ -272,7 +298,7 @@ class SiteSimulator:
             if remaining <= 0:
                 self._stats.unanswered += 1  # fail open: the till completes the sale without loyalty
                 logger.debug("simulator: sale %s unanswered", request.sale_id)
-                return
+                return None
             for item in self._parser.feed(end.read_available(min(remaining, 0.1))):
                 if isinstance(item, pos.PosControl):
                     if not item.is_nak:
@@ -284,7 +310,7 @@ class SiteSimulator:
                             "simulator: sale %s NAKed %d times; giving up",
                             request.sale_id, resends + 1
                         )
-                        return
+                        return None
                     resends += 1
                     self._stats.resends += 1
                     end.write(frame)
@@ -292,23 +318,28 @@ class SiteSimulator:
                 elif isinstance(item, FrameError):
                     self._stats.bad_answers += 1
                     end.write(bytes([pos.NAK]))
-                elif self._answered(end, request, item, sent_at):
-                    return
+                else:
+                    answer = self._answered(end, request, item, sent_at)
+                    if answer is not None:
+                        return answer
         self._stats.interrupted += 1  # stop() while waiting for the answer
+        return None
 
     def _answered(
-        self, end: PtyEnd | TcpTillEnd, request: pos.SaleRequest, frame: pos.PosFrame, sent_at: float
-    ) -> bool:
+        self, end: PtyEnd | TcpTillEnd, request: pos.PosRequest, frame: pos.PosFrame, sent_at: float
+    ) -> object | None:
         try:
-            answer = pos.parse_answer(frame.payload)
+            answer = pos.parse_box_message(frame.payload)
         except PosRequestError as exc:
             self._stats.bad_answers += 1
             logger.warning("simulator: unreadable answer: %s", exc)
-            return False
-        if answer.sale_id != request.sale_id:
-            self._stats.stale_answers += 1  # a late answer to a sale we already gave up on
-            return False
+            return None
+        if answer.sale_id != request.sale_id or (answer.type == "answer") != (request.type == "sale"):
+            self._stats.stale_answers += 1  # a late answer to a request we already gave up on
+            return None
         end.write(bytes([pos.ACK]))
+        if not isinstance(answer, pos.SaleAnswer):
+            return answer
         elapsed_ms = (time.monotonic() - sent_at) * 1000
         stats = self._stats
         stats.answered += 1
@@ -320,8 +351,9 @@ class SiteSimulator:
         if answer.loyalty is not None:
             stats.by_loyalty[answer.loyalty.status] = stats.by_loyalty.get(answer.loyalty.status, 0) + 1
             stats.points_seen += answer.loyalty.points
+            stats.points_redeemed += answer.loyalty.redeemed or 0
         logger.debug("simulator: sale %s answered %s in %.1f ms", request.sale_id, answer.status, elapsed_ms)
-        return True
+        return answer
 
     def _drain(self, end: PtyEnd | TcpTillEnd) -> None:
         # Late answers to earlier sales are read (and discarded as stale) before a new sale starts.

@@ -14,10 +14,10 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from edge.errors import StoreError, UnreadableRow
+from edge.store import ledger
 from edge.store.crypto import Sealer
 from edge.store.layout import JournalStats, connect, create_schema, read_stats
 from protocol.chain import seal
@@ -57,7 +58,10 @@ class Journal:
         self._write_lock = threading.RLock()
         self._read_lock = threading.Lock()
         try:
+            had_ledger = ledger.has_table(self._conn)
             create_schema(self._conn)
+            if not had_ledger and (copied := ledger.backfill(self._conn, self._decode)):
+                log.info("journal upgraded: %d card sales copied into its new ledger", copied)
             row = self._conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare journal {path}: {exc}") from exc
@@ -76,6 +80,27 @@ class Journal:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def sealer(self) -> Sealer:
+        """The key the journal seals under (the member directory seals its private fields with it too)."""
+        return self._sealer
+
+    def local_points(self, tokens: Sequence[str], after_seq: int) -> list[tuple[int, int]]:
+        """(seq, points) of this box's events on these cards above `after_seq` (see `edge.store.ledger`)."""
+        with self._read_lock:
+            try:
+                return ledger.local_points(self._read_conn, tokens, after_seq)
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
+
+    def redeemed_since(self, tokens: Sequence[str], after_seq: int, day: date) -> int:
+        """Points these cards redeemed on `day` in events above `after_seq`, positive."""
+        with self._read_lock:
+            try:
+                return ledger.redeemed_since(self._read_conn, tokens, after_seq, day)
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
 
     def _aad(self, seq: int) -> bytes:
         return f"{self.device_id}:{seq}".encode()
@@ -293,6 +318,11 @@ class JournalTransaction:
         self._j = journal
         self._conn = journal._conn
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The transaction's connection, for the store modules that keep their rows beside the journal's."""
+        return self._conn
+
     def has_sale_key(self, sale_key: str) -> bool:
         """True when a row was recorded under this key (without opening it)."""
         return self._conn.execute("SELECT 1 FROM journal WHERE sale_key = ?", (sale_key,)).fetchone() is not None
@@ -302,18 +332,21 @@ class JournalTransaction:
         row = self._conn.execute("SELECT seq, body FROM journal WHERE sale_key = ?", (sale_key,)).fetchone()
         return self._j._decode(int(row[0]), bytes(row[1])) if row else None
 
-    def balance(self, card_token: str) -> int:
-        """The points this box knows for a card token."""
-        row = self._conn.execute("SELECT points FROM balances WHERE card_token = ?", (card_token,)).fetchone()
-        return int(row[0]) if row else 0
+    def add_ledger(self, seq: int, card_token: str, points: int, kind: ledger.LedgerKind, day: date) -> None:
+        """Record the points of event `seq` on a card (earned positive, redeemed negative; `day` UTC)."""
+        ledger.add(self._conn, seq, card_token, points, kind, day)
 
-    def add_points(self, card_token: str, points: int) -> None:
-        """Add (or with a negative number remove) points on a card token."""
-        self._conn.execute(
-            "INSERT INTO balances(card_token, points) VALUES (?, ?) "
-            "ON CONFLICT(card_token) DO UPDATE SET points = points + excluded.points",
-            (card_token, points),
-        )
+    def forget_cards(self, tokens: Sequence[str]) -> None:
+        """Drop the ledger rows of these cards (an erased member's)."""
+        ledger.forget(self._conn, tokens)
+
+    def local_points(self, tokens: Sequence[str], after_seq: int) -> list[tuple[int, int]]:
+        """`Journal.local_points`, as this transaction sees it."""
+        return ledger.local_points(self._conn, tokens, after_seq)
+
+    def redeemed_since(self, tokens: Sequence[str], after_seq: int, day: date) -> int:
+        """`Journal.redeemed_since`, as this transaction sees it."""
+        return ledger.redeemed_since(self._conn, tokens, after_seq, day)
 
     def append(
         self,
@@ -325,7 +358,8 @@ class JournalTransaction:
         clock_ok: bool,
         sale_key: str | None = None,
     ) -> Event:
-        """Seal the next event of the chain and write it; visible to readers once the transaction commits."""
+        """Seal the next event of the chain and write it; returns it, with the seq it was given. Visible to
+        readers once the transaction commits."""
         j = self._j
         event = seal(
             type=type,

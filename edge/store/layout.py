@@ -16,9 +16,11 @@ from pathlib import Path
 import sqlite_utils
 
 from edge.errors import StoreError
+from edge.store.holds import create_table as create_holds
+from edge.store.ledger import create_table as create_ledger
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def secure_folder(path: Path) -> None:
@@ -77,8 +79,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
         if_not_exists=True,
     )
     db.table("journal").create_index(["sale_key"], unique=True, if_not_exists=True)
-    db.table("balances").create({"card_token": str, "points": int}, pk="card_token", if_not_exists=True)
     db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    create_ledger(conn)  # the points of each card event, by seq (edge.store.ledger)
+    create_holds(conn)  # open redemption holds (edge.store.holds)
     # Rows that failed to open, copied here as they were (a key found later may still open them).
     db.table("quarantine").create(
         {"seq": int, "hash": str, "key_id": str, "body": bytes, "reason": str, "detected_at": str},

@@ -5,6 +5,8 @@ is published again from the last ack. A broker PUBACK is not an ack; only the hu
 Memory stays bounded: at most `window_batches` batches are in flight and one batch is read at a time.
 Every batch and status is signed with the box's identity key; the hub accepts nothing unsigned. A journal
 row that no longer opens goes out as a lost event, so the rows after it still reach the hub.
+Downlink beside the acks: the site's rule bundle (retained) and member directory pages (not retained:
+`on_connected` is told of each connection so the box can ask for what it missed, `publish_request`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from edge.settings import EdgeSettings
 from edge.store.journal import Journal
 from edge.sync.mqtt import make_client
 from protocol.codec import decode, encode
+from protocol.directory import DirectoryRequest
 from protocol.errors import MalformedMessage
 from protocol.events import Event
 from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
@@ -43,11 +46,15 @@ class Uplink:
 
     def __init__(
         self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider, identity: Ed25519PrivateKey,
-        on_rules: Callable[[bytes], object] | None = None,
+        on_rules: Callable[[bytes], object] | None = None, on_members: Callable[[bytes], object] | None = None,
+        on_connected: Callable[[], object] | None = None,
     ) -> None:
-        """`on_rules` gets each rule bundle the hub publishes (retained) for this site, as bytes."""
+        """`on_rules` gets each rule bundle the hub publishes (retained) for this site, as bytes; `on_members`
+        each member directory page; `on_connected` is called at each connection, once subscribed."""
         self._settings = settings
         self._on_rules = on_rules
+        self._on_members = on_members
+        self._on_connected = on_connected
         self._journal = journal
         self._status_of = status
         self._identity = identity
@@ -56,6 +63,8 @@ class Uplink:
         self._ack_topic = device_topic(self._site, self._device, "ack")
         self._status_topic = device_topic(self._site, self._device, "status")
         self._rules_topic = site_topic(self._site, "rules")
+        self._members_topic = site_topic(self._site, "members")
+        self._directory_topic = device_topic(self._site, self._device, "directory")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -116,6 +125,13 @@ class Uplink:
         """A new event is in the journal."""
         self._wake.set()
 
+    def publish_request(self, request: DirectoryRequest) -> bool:
+        """Ask the hub for member directory pages (QoS 1); False when there is no connection to ask on."""
+        if not self._connected:
+            return False
+        info = self._client.publish(self._directory_topic, encode(request), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def stop(self, timeout: float = 5.0) -> None:
         """Say offline (retained), disconnect and join the threads."""
         self._stopping.set()
@@ -160,6 +176,8 @@ class Uplink:
         client.subscribe(self._ack_topic, qos=1)
         if self._on_rules is not None:
             client.subscribe(self._rules_topic, qos=1)  # retained: the current bundle comes at once
+        if self._on_members is not None:
+            client.subscribe(self._members_topic, qos=1)
         with self._lock:
             self._connected = True
             self._next_seq = self._acked + 1  # whatever was in flight may be lost: start again from the ack
@@ -168,6 +186,11 @@ class Uplink:
             self.counters["connects"] += 1
         log.info("connected to broker %s:%s", self._settings.mqtt.host, self._settings.mqtt.port)
         self._wake.set()
+        if self._on_connected is not None:
+            try:
+                self._on_connected()
+            except Exception:
+                log.exception("could not handle the new connection downstream")
         # Last: a status that cannot be built must not keep the events from flowing.
         client.publish(self._status_topic, encode(self._status(True)), qos=1, retain=True)
 
@@ -181,8 +204,11 @@ class Uplink:
             if message.topic == self._rules_topic and self._on_rules is not None:
                 self._on_rules(bytes(message.payload))
                 return
+            if message.topic == self._members_topic and self._on_members is not None:
+                self._on_members(bytes(message.payload))
+                return
             if message.topic != self._ack_topic:
-                # Only these two topics are subscribed; a broker that delivers anything else is misbehaving.
+                # Only these topics are subscribed; a broker that delivers anything else is misbehaving.
                 self.counters["foreign_messages"] += 1
                 if self.counters["foreign_messages"] == 1:
                     log.warning("broker sent %s, which this box did not subscribe to; ignoring such messages",

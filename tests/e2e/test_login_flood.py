@@ -40,7 +40,10 @@ FLOOD_CLIENTS = 100  # as many as the outside probe used
 FLOOD_SECONDS = 15.0
 MIN_SALES = 20
 SALE_TO_HUB_LIMIT = 5.0  # seconds from the till's answer to the hub's ack
-HEALTHZ_LIMIT = 0.1
+HEALTHZ_LIMIT = 0.3
+# A check blocked behind Argon2 on the event loop waits for whole checks (about 0.3 s each here, several
+# queued); on this 2-core machine the flood's 100 clients, the box and the test itself leave /healthz at
+# 0.09-0.17 s at worst with the loop free (measured 2026-11-25 on the code before and after members).
 HUB_MEMORY_LIMIT_MB = 400  # the probe saw 982 MB; a few Argon2 checks of 64 MiB at once fit well below
 
 

@@ -280,7 +280,7 @@ def test_a_full_disk_is_logged_once_while_it_lasts_and_once_when_it_ends(
     answer_of(agent.handle_sale("t1", request("S-0"), now=11.0))
     conn = agent.journal._conn
     conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
-    caplog.set_level(logging.INFO, logger="edge.agent")
+    caplog.set_level(logging.INFO, logger="edge.desk")
     caplog.clear()
     statuses = [answer_of(agent.handle_sale("t1", request(f"S-{n}", tickets=20), now=11.0)).status
                 for n in range(1, 60)]
@@ -288,6 +288,6 @@ def test_a_full_disk_is_logged_once_while_it_lasts_and_once_when_it_ends(
     assert answer_of(agent.handle_sale("t1", request("S-after"), now=12.0)).status == "ok"
 
     assert statuses.count("error") >= 20  # every sale on the full disk failed open
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "edge.agent"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "edge.desk"]
     assert [level for level, _ in lines] == ["ERROR", "INFO"]
     assert "tills sell without loyalty" in lines[0][1] and "more failures went unlogged" in lines[1][1]

@@ -191,7 +191,8 @@ def test_worker_resubscribes_after_a_broker_restart(
 def test_plain_subscription_with_mqtt_311(mosquitto: Mosquitto, engine: sa.Engine, box: FakeBox) -> None:
     worker = start_worker(mosquitto, engine, mqtt_protocol="3.1.1")
     try:
-        assert worker.subscriptions() == ["marquee/v1/+/+/events", "marquee/v1/+/+/status"]
+        assert worker.subscriptions() == ["marquee/v1/+/+/events", "marquee/v1/+/+/status",
+                                          "marquee/v1/+/+/directory"]
         chain = registered(engine)
         chain.sales(2)
         box.publish(EVENTS, chain.batch(1, 2))

@@ -25,11 +25,11 @@ CARD_ID = "67003B51C6"
 def append_sale(journal: Journal, sale_id: str, *, token: str | None = None, points: int = 0,
                 cashier: str = "c07") -> None:
     with journal.transaction() as tx:
-        tx.append(type="sale.recorded", payload=sale_payload(sale_id, card_token=token, cashier_id=cashier),
-                  event_id=uuid7(1_800_000_000_000, os.urandom(10)), occurred_at=datetime.now(UTC),
-                  clock_ok=True, sale_key=f"t1:{sale_id}")
+        event = tx.append(type="sale.recorded", payload=sale_payload(sale_id, card_token=token, cashier_id=cashier),
+                          event_id=uuid7(1_800_000_000_000, os.urandom(10)), occurred_at=datetime.now(UTC),
+                          clock_ok=True, sale_key=f"t1:{sale_id}")
         if token:
-            tx.add_points(token, points)
+            tx.add_ledger(event.seq, token, points, "earn", event.occurred_at.date())
 
 
 def test_events_survive_a_restart_and_the_chain_continues(tmp_path: Path) -> None:

@@ -1,0 +1,108 @@
+"""The member directory at the hub: every change of a card's entry, versioned, for boxes to follow.
+
+Versions come from one counter row updated inside the changing transaction: two hub processes changing
+members at once queue on that row, so versions become visible in the order they were given and a
+publisher reading "everything above N" never skips one committed later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloud.db.schema import directory_changes, directory_state, member_cards, members
+
+_BOX_STATUS = {"active": "active", "anonymous": "anonymous", "suspended": "blocked"}
+
+
+def current_version(conn: sa.Connection) -> int:
+    """The newest directory version."""
+    return int(conn.execute(sa.select(directory_state.c.version).where(directory_state.c.id == 1)).scalar_one())
+
+
+def _take_versions(conn: sa.Connection, count: int) -> int:
+    """Reserve `count` versions; returns the first. Row-locks the counter until the caller commits."""
+    top = conn.execute(
+        sa.update(directory_state).where(directory_state.c.id == 1)
+        .values(version=directory_state.c.version + count).returning(directory_state.c.version)
+    ).scalar_one()
+    return int(top) - count + 1
+
+
+def entry_of(member: Any, card: Any) -> dict[str, Any]:
+    """The directory entry of one card, from its member row and card row (both `sa.Row`s)."""
+    status = _BOX_STATUS.get(member.status, "blocked") if card.state == "active" else "blocked"
+    entry: dict[str, Any] = {
+        "token": card.card_token, "member_id": member.member_id, "programme": member.programme,
+        "status": status, "balance": int(member.balance), "seen": dict(member.seen or {}),
+        "redeemed": int(member.redeemed),
+    }
+    if member.redeemed_day is not None:
+        entry["redeemed_day"] = member.redeemed_day.isoformat()
+    if member.birthday_md:
+        entry["birthday"] = member.birthday_md
+    return entry
+
+
+def publish_member(conn: sa.Connection, member_id: str, at: datetime) -> int:
+    """Record the current entry of every card of `member_id` as a change; returns how many."""
+    member = conn.execute(sa.select(members).where(members.c.member_id == member_id)).one()
+    cards = conn.execute(sa.select(member_cards).where(member_cards.c.member_id == member_id)
+                         .order_by(member_cards.c.card_token)).all()
+    if not cards:
+        return 0
+    # A card's newer entry supersedes its older ones: the log keeps one change per card (and removals), so
+    # it never grows with sales, and a box catching up gets each card once.
+    conn.execute(directory_changes.delete().where(
+        directory_changes.c.card_token.in_([card.card_token for card in cards])))
+    first = _take_versions(conn, len(cards))
+    conn.execute(directory_changes.insert(), [
+        {"version": first + n, "card_token": card.card_token, "entry": entry_of(member, card), "changed_at": at}
+        for n, card in enumerate(cards)
+    ])
+    return len(cards)
+
+
+def forget_tokens(conn: sa.Connection, tokens: list[str], at: datetime) -> None:
+    """Boxes must forget these tokens; their earlier entries leave the change log too."""
+    if not tokens:
+        return
+    conn.execute(directory_changes.delete().where(directory_changes.c.card_token.in_(tokens)))
+    first = _take_versions(conn, len(tokens))
+    conn.execute(directory_changes.insert(), [
+        {"version": first + n, "card_token": token, "entry": None, "changed_at": at}
+        for n, token in enumerate(sorted(tokens))
+    ])
+
+
+def oldest_change(conn: sa.Connection) -> int:
+    """The lowest version still in the change log (current + 1 when it is empty)."""
+    low = conn.execute(sa.select(sa.func.min(directory_changes.c.version))).scalar()
+    return int(low) if low is not None else current_version(conn) + 1
+
+
+def changes_after(conn: sa.Connection, version: int, *, limit: int) -> list[tuple[int, str, dict[str, Any] | None]]:
+    """(version, token, entry or None) of the changes above `version`, oldest first, at most `limit`."""
+    rows = conn.execute(
+        sa.select(directory_changes.c.version, directory_changes.c.card_token, directory_changes.c.entry)
+        .where(directory_changes.c.version > version).order_by(directory_changes.c.version).limit(limit)
+    ).all()
+    return [(int(row.version), str(row.card_token), row.entry) for row in rows]
+
+
+def snapshot_entries(conn: sa.Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every card's current entry, by token (the caller reads `current_version` in the same transaction)."""
+    after = ""
+    while True:
+        rows = conn.execute(
+            sa.select(member_cards, members).join(members, members.c.member_id == member_cards.c.member_id)
+            .where(member_cards.c.card_token > after).order_by(member_cards.c.card_token).limit(batch)
+        ).all()
+        for row in rows:
+            yield entry_of(row, row)
+        if len(rows) < batch:
+            return
+        after = rows[-1].card_token

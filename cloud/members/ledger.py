@@ -1,0 +1,166 @@
+"""The points ledger at the hub: every event that moved a card's points, in event time, per member.
+
+Ingest calls `apply_sales` in the batch's own transaction (so the ack still promises it): a card no
+member holds starts an anonymous account that a later enrolment claims, with its history. A member's
+balance is the sum of their ledger rows; `seen` says, per device, the highest seq the balance includes
+(ingest takes each device's events in seq order, so every earlier event of that device is in).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloud.db.dialect import insert_or_ignore
+from cloud.db.schema import member_cards, member_ledger, members
+from cloud.members.directory import publish_member
+from cloud.members.overdrafts import check_overdraft
+from protocol.events import Event, RedemptionReversed, SaleRecorded
+
+
+@dataclass(frozen=True, slots=True)
+class PointsMove:
+    """One event's effect on one card's points."""
+
+    event: Event
+    site_id: str
+    card_token: str
+    kind: str
+    points: int
+    sale_id: str | None
+    rules_version: int | None
+
+
+def moves_of(event: Event, payload: object, site_id: str) -> list[PointsMove]:
+    """What an event did to its card's points: a sale earns and may redeem (a captured hold), a reversal
+    gives redeemed points back. Nothing for a sale without a card."""
+    if isinstance(payload, SaleRecorded) and payload.card_token is not None:
+        loyalty = payload.loyalty
+        moves = [PointsMove(event, site_id, payload.card_token, "earn", loyalty.points_earned, payload.sale_id,
+                            loyalty.rules_version)]
+        if loyalty.points_redeemed:
+            moves.append(PointsMove(event, site_id, payload.card_token, "redeem", -loyalty.points_redeemed,
+                                    payload.sale_id, loyalty.rules_version))
+        return moves
+    if isinstance(payload, RedemptionReversed):
+        return [PointsMove(event, site_id, payload.card_token, "reversal", payload.points, payload.sale_id, None)]
+    return []
+
+
+def _holders(conn: sa.Connection, tokens: Sequence[str], at: datetime) -> dict[str, str]:
+    """Token -> member id, an anonymous account created for every token nobody holds."""
+    found = dict(conn.execute(sa.select(member_cards.c.card_token, member_cards.c.member_id)
+                              .where(member_cards.c.card_token.in_(tokens))).all())
+    for token in sorted(set(tokens) - found.keys()):
+        member_id = f"m{secrets.token_hex(8)}"
+        conn.execute(members.insert().values(member_id=member_id, programme="default", status="anonymous",
+                                             created_at=at, updated_at=at, balance=0, redeemed=0))
+        insert_or_ignore(conn, member_cards, {"card_token": token, "member_id": member_id, "state": "active",
+                                              "label": "seen at a till", "added_at": at, "state_at": at})
+        holder = conn.execute(sa.select(member_cards.c.member_id)
+                              .where(member_cards.c.card_token == token)).scalar_one()
+        if holder != member_id:  # another hub process created it first: use theirs
+            conn.execute(members.delete().where(members.c.member_id == member_id))
+        found[token] = str(holder)
+    return {token: str(member) for token, member in found.items()}
+
+
+def apply_moves(conn: sa.Connection, moves: Sequence[PointsMove], *, received_at: datetime) -> None:
+    """Ledger the moves, update each member's balance and watermark, and change their directory entries."""
+    if not moves:
+        return
+    holders = _holders(conn, [move.card_token for move in moves], received_at)
+    touched = sorted(set(holders.values()))
+    # Row locks in one order: two hub processes storing batches that share members cannot deadlock.
+    rows = {row.member_id: row for row in conn.execute(
+        sa.select(members).where(members.c.member_id.in_(touched)).order_by(members.c.member_id).with_for_update())}
+    state: dict[str, dict[str, Any]] = {
+        member_id: {"balance": int(row.balance), "seen": dict(row.seen or {}), "redeemed_day": row.redeemed_day,
+                    "redeemed": int(row.redeemed)} for member_id, row in rows.items()}
+    ledger_rows = []
+    redeemed_days: dict[str, set[Any]] = {}
+    for move in moves:
+        member_id = holders[move.card_token]
+        current = state[member_id]
+        event = move.event
+        current["balance"] += move.points
+        current["seen"][event.device_id] = max(current["seen"].get(event.device_id, 0), event.seq)
+        if move.kind == "redeem":
+            redeemed_days.setdefault(member_id, set()).add(event.occurred_at.date())
+        if move.kind in ("redeem", "reversal"):
+            day = event.occurred_at.date()
+            if current["redeemed_day"] is None or day > current["redeemed_day"]:
+                current["redeemed_day"], current["redeemed"] = day, 0
+            if day == current["redeemed_day"]:
+                current["redeemed"] = max(0, current["redeemed"] - move.points)
+        ledger_rows.append({
+            "member_id": member_id, "card_token": move.card_token, "kind": move.kind, "points": move.points,
+            "occurred_at": event.occurred_at, "recorded_at": received_at, "site_id": move.site_id,
+            "device_id": event.device_id, "seq": event.seq, "sale_id": move.sale_id,
+            "rules_version": move.rules_version,
+        })
+    conn.execute(member_ledger.insert(), ledger_rows)
+    for member_id in touched:
+        conn.execute(members.update().where(members.c.member_id == member_id).values(
+            updated_at=received_at, **state[member_id]))
+        check_overdraft(conn, member_id, state[member_id]["balance"], redeemed_days.get(member_id, set()),
+                        received_at)
+        publish_member(conn, member_id, received_at)
+
+
+def lock_members(conn: sa.Connection, member_ids: Sequence[str]) -> None:
+    """Row-lock members in one order (ingest locks in the same), before reading their ledger to rewrite them."""
+    conn.execute(sa.select(members.c.member_id).where(members.c.member_id.in_(sorted(set(member_ids))))
+                 .order_by(members.c.member_id).with_for_update()).all()
+
+
+def recompute(conn: sa.Connection, member_id: str) -> None:
+    """Set a member's balance, watermark and day's redemptions from their ledger rows (after a merge). The
+    caller holds the member's row lock (`lock_members`): a batch ingested meanwhile cannot be overwritten."""
+    lock_members(conn, [member_id])
+    rows = conn.execute(sa.select(member_ledger.c.points, member_ledger.c.kind, member_ledger.c.device_id,
+                                  member_ledger.c.seq, member_ledger.c.occurred_at)
+                        .where(member_ledger.c.member_id == member_id)).all()
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.device_id is not None and row.seq is not None:
+            seen[row.device_id] = max(seen.get(row.device_id, 0), int(row.seq))
+    redemptions = [row for row in rows if row.kind in ("redeem", "reversal")]
+    day = max((row.occurred_at.date() for row in redemptions), default=None)
+    conn.execute(members.update().where(members.c.member_id == member_id).values(
+        balance=sum(int(row.points) for row in rows), seen=seen, redeemed_day=day,
+        redeemed=max(0, sum(-int(row.points) for row in redemptions if row.occurred_at.date() == day))))
+
+
+def ledger_of(conn: sa.Connection, member_id: str, *, limit: int, before_id: int | None = None) -> list[Any]:
+    """A member's ledger rows, newest first (by event time), `limit` at most, before row `before_id`."""
+    query = sa.select(member_ledger).where(member_ledger.c.member_id == member_id)
+    if before_id is not None:
+        # Keyset on (event time, id), the order shown: a row ledgered late (an offline box) is on its page.
+        cursor = conn.execute(sa.select(member_ledger.c.occurred_at).where(member_ledger.c.id == before_id)).scalar()
+        if cursor is None:
+            return []
+        query = query.where(sa.or_(member_ledger.c.occurred_at < cursor, sa.and_(
+            member_ledger.c.occurred_at == cursor, member_ledger.c.id < before_id)))
+    return list(conn.execute(query.order_by(member_ledger.c.occurred_at.desc(), member_ledger.c.id.desc())
+                             .limit(limit)).all())
+
+
+def unledger_from(conn: sa.Connection, *, device_id: str, start: int, at: datetime) -> None:
+    """Take a device's events from `start` on out of the ledger (they left its chain: a conflict resolved
+    for the box), and set the members they touched right."""
+    touched = sorted(set(conn.execute(sa.select(member_ledger.c.member_id).where(
+        member_ledger.c.device_id == device_id, member_ledger.c.seq >= start)).scalars()))
+    if not touched:
+        return
+    lock_members(conn, touched)
+    conn.execute(member_ledger.delete().where(member_ledger.c.device_id == device_id, member_ledger.c.seq >= start))
+    for member_id in touched:
+        recompute(conn, member_id)
+        conn.execute(members.update().where(members.c.member_id == member_id).values(updated_at=at))
+        publish_member(conn, member_id, at)

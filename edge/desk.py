@@ -1,0 +1,398 @@
+"""The tills' counter: cards waiting at each till, and every request a till sends, decided (edge/decide.py),
+journaled and answered.
+
+A sale is answered only after its event is durably committed; if that cannot happen the till sells
+without loyalty (fail open). Paying with points (edge/redeem.py) fails closed instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from edge.decide import Capture, MemberState, capture_of, decide_sale
+from edge.devices.pos import (
+    SALE_ID_PATTERN,
+    Authorisation,
+    CancelRequest,
+    RedeemRequest,
+    Released,
+    SaleAnswer,
+    SaleItem,
+    SaleRequest,
+    encode_answer,
+    mask_card_id,
+)
+from edge.devices.pos import parse_request as parse_pos_request
+from edge.devices.rdm6300 import Debouncer
+from edge.directory import DirectoryKeeper
+from edge.errors import PosRequestError, StoreError, UnreadableRow
+from edge.holds import Hold, HoldBook
+from edge.logthrottle import LogThrottle
+from edge.rules import RuleKeeper
+from edge.settings import EdgeSettings, TillSettings
+from edge.store import holds as hold_rows
+from edge.store.journal import Journal, JournalTransaction
+from protocol.canonical import canonical_bytes, sha256_hex
+from protocol.cards import CardId, card_token
+from protocol.directory import balance_at_box
+from protocol.events import Event, LineItem, Payload, RedemptionReleased, SaleConflict, SaleRecorded
+from protocol.ids import uuid7
+
+log = logging.getLogger(__name__)
+SALE_ID_RE = re.compile(SALE_ID_PATTERN)
+ANSWER_BUDGET_S = 0.5
+"""The till's fail-open timeout (docs/pos-protocol.md): an answer arriving later is void to it."""
+LATE_MARGIN_S = 0.05
+"""Taken off the budget when deciding whether a redemption's answer still reaches the till in time."""
+UNAVAILABLE = {"status": "unavailable", "points": 0, "balance": None}
+
+
+@dataclass
+class PendingCard:
+    token: str
+    masked: str
+    expires: float
+
+
+@dataclass(frozen=True)
+class Redeeming:
+    """The till's last answer held or took points: a resend of it must still arrive in time."""
+
+    request: SaleRequest | RedeemRequest
+    hold_id: str | None  # an authorisation's hold; None for a capture
+    started: float
+
+
+@dataclass
+class Till:
+    settings: TillSettings
+    debouncers: dict[str, Debouncer] = field(default_factory=dict)  # by reader: each repeats on its own
+    pending: PendingCard | None = None
+    last_answer: bytes | None = None
+    answer_resends: int = 0
+    redeeming: Redeeming | None = None
+
+
+def readable_sale_id(payload: bytes) -> str | None:
+    """The request's sale id when it can be read at all, so the till can match our rejection to its sale."""
+    try:
+        sale_id = json.loads(payload).get("sale_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return sale_id if isinstance(sale_id, str) and SALE_ID_RE.fullmatch(sale_id) else None
+
+
+def line_items(items: list[SaleItem]) -> list[LineItem]:
+    return [LineItem(kind=item.kind, sku=item.sku, description=item.description, film=item.film, hall=item.hall,
+                     showtime=item.showtime, quantity=item.qty, unit_price=item.price) for item in items]
+
+
+def new_hold_id() -> str:
+    return "h" + os.urandom(8).hex()
+
+
+class Desk:
+    """Every till's requests: `present_card`, `handle`; `expire_holds` now and then (the agent's timer)."""
+
+    def __init__(self, settings: EdgeSettings, *, journal: Journal, rules: RuleKeeper, directory: DirectoryKeeper,
+                 pepper: bytes, clock_ok: Callable[[], bool], notify: Callable[[], None],
+                 hold_ids: Callable[[], str] = new_hold_id, wall: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.rules = rules
+        self.directory = directory
+        self._pepper = pepper
+        self._clock_ok = clock_ok
+        self.notify = notify
+        self.hold_ids = hold_ids
+        self.wall = wall
+        self.lock = threading.Lock()
+        self._store_log = LogThrottle(log)
+        self._unreadable_log = LogThrottle(log)
+        self.tills = {till.till_id: Till(settings=till) for till in settings.tills}
+        with journal.transaction() as tx:
+            self.holds = HoldBook(hold_rows.load(tx.connection))
+        self.counters: dict[str, int] = {
+            "sales": 0, "sales_repeated": 0, "sales_rejected": 0, "sales_failed_open": 0, "cards": 0, "naks": 0,
+            "answers_resent": 0, "sales_conflicting": 0, "sales_wrong_till": 0, "redeems_authorised": 0,
+            "redeems_declined": 0, "holds_captured": 0, "holds_released": 0, "holds_expired": 0,
+            "redeems_late": 0,
+        }
+        self.last_decision_ms = 0.0
+        self.pending_reversals: list[tuple[str, SaleRequest]] = []
+
+    # ------------------------------------------------------------ cards
+
+    def present_card(self, till_id: str, card: CardId, *, reader: str = "", window_s: float = 0.5,
+                     now: float | None = None) -> bool:
+        """A card was read at a till: remember its token for that till's next sale. False for a repeat.
+
+        Repeats are told apart per reader (`reader`, a name): a card resting on it, or swiped twice within
+        `window_s`, is one presentation.
+        """
+        till = self.tills[till_id]
+        now = time.monotonic() if now is None else now
+        debouncer = till.debouncers.setdefault(reader, Debouncer(window_s))
+        token = card_token(self._pepper, card)
+        if not debouncer.accept(token, now):
+            return False
+        # The till prints the last 4 of the number on the card (a fob's 10 digits, not the module's hex).
+        pending = PendingCard(token, mask_card_id(card.value), now + till.settings.card_hold_s)
+        with self.lock:  # a sale being committed decides which card it consumed under this lock
+            till.pending = pending
+            self.counters["cards"] += 1
+        log.debug("card %s presented at till %s", pending.masked, till_id)
+        return True
+
+    # ------------------------------------------------------------ requests
+
+    def handle(self, till_id: str, payload: bytes, *, now: float | None = None,
+               received: float | None = None) -> bytes:
+        """Decide, journal and answer one POS request; the answer frame for the POS line.
+
+        `now` is the monotonic time (a test may give its own, as for `present_card`); `received`, the
+        `time.perf_counter()` at which the request arrived (what the till's timeout runs from).
+        """
+        started = time.perf_counter() if received is None else received
+        try:
+            request = parse_pos_request(payload)
+        except PosRequestError as exc:
+            return self._reject(till_id, readable_sale_id(payload), str(exc))
+        if request.till != till_id:
+            # Crossed cables or a misconfigured till: recording it under either id would be a guess.
+            self.counters["sales_wrong_till"] += 1
+            return self._reject(till_id, request.sale_id,
+                                f"request names till {request.till} but arrived on the line of till {till_id}")
+        # edge.redeem builds on this module: imported here, once its names exist.
+        from edge.redeem import authorise_request, cancel_request, late, reverse_capture
+
+        now_mono = time.monotonic() if now is None else now
+        till = self.tills[till_id]
+        till.redeeming = None
+        try:
+            if isinstance(request, RedeemRequest):
+                frame, hold = authorise_request(self, till_id, request, now_mono, started)
+                if hold is not None:
+                    till.redeeming = Redeeming(request, hold.hold_id, started)
+                return frame
+            if isinstance(request, CancelRequest):
+                return encode_answer(cancel_request(self, till_id, request))
+            answer = self._record_sale(till_id, request, now_mono)
+            if answer.loyalty is not None and answer.loyalty.redeemed:
+                if late(self, till_id, answer, started):
+                    answer = reverse_capture(self, till_id, request)
+                else:
+                    till.redeeming = Redeeming(request, None, started)
+        except ValidationError as exc:
+            # The POS protocol let through what the event model refuses: refuse the request, clearly.
+            return self._reject(till_id, request.sale_id, f"{exc.error_count()} field(s) out of range")
+        except UnreadableRow as exc:
+            # A repeat of a sale whose recorded answer no longer opens: sell without loyalty (the first
+            # answer stands for the member); the journal itself works.
+            self.counters["sales_failed_open"] += 1
+            self._unreadable_log.warning("sale %s at till %s was recorded but %s; answered without loyalty",
+                                         request.sale_id, till_id, exc)
+            answer = SaleAnswer(sale_id=request.sale_id, status="error", loyalty=UNAVAILABLE, card=None,
+                                message="loyalty unavailable")
+        except StoreError as exc:
+            # Fail open: the till sells without loyalty rather than wait on a broken store. A full disk
+            # fails every sale alike: one line when it starts, a summary a minute, one when it ends.
+            self.counters["sales_failed_open"] += 1
+            self._store_log.error("journal cannot record sales (%s); tills sell without loyalty", exc)
+            if not isinstance(request, SaleRequest):
+                return encode_answer(Authorisation(sale_id=request.sale_id, status="error",
+                                                   message="points unavailable; take payment")
+                                     if isinstance(request, RedeemRequest) else
+                                     Released(sale_id=request.sale_id, hold_id=request.hold_id, status="unknown"))
+            answer = SaleAnswer(sale_id=request.sale_id, status="error", loyalty=UNAVAILABLE, card=None,
+                                message="loyalty unavailable")
+        else:
+            self._store_log.recovered("journal records sales again; loyalty is back")
+        self.last_decision_ms = (time.perf_counter() - started) * 1000
+        return encode_answer(answer)
+
+    def forget_cards(self, tokens: list[str]) -> None:
+        """An erased member's cards: this box's own points history for them goes (their points went with
+        the member), so that a card presented again starts afresh."""
+        with self.lock:
+            try:
+                with self.journal.transaction() as tx:
+                    tx.forget_cards(tokens)
+            except StoreError as exc:
+                self._store_log.error("journal cannot forget an erased member's cards (%s)", exc)
+
+    def _reject(self, till_id: str, sale_id: str | None, reason: str) -> bytes:
+        self.counters["sales_rejected"] += 1
+        log.warning("till %s sent a request we cannot use: %s", till_id, reason)
+        return encode_answer(SaleAnswer(sale_id=sale_id, status="rejected", message=reason[:200]))
+
+    def pending_card(self, till: Till, now_mono: float) -> PendingCard | None:
+        return till.pending if till.pending and till.pending.expires > now_mono else None
+
+    def member(self, tx: JournalTransaction, token: str) -> MemberState:
+        """A card's holder as this box sees them now: the directory, this box's ledger since it, the holds."""
+        entry, tokens = self.directory.member(token)
+        device = self.settings.device_id
+        watermark = entry.seen.get(device, 0) if entry is not None else 0
+        held = self.holds.held(tokens)
+        day = datetime.now(UTC).date()  # the day the journal stamps events with
+        return MemberState(
+            token=token, member_id=entry.member_id if entry is not None else None,
+            status=entry.status if entry is not None else "unknown",
+            balance=balance_at_box(entry, device, tx.local_points(tokens, watermark)), held=held,
+            unconfirmed_today=tx.redeemed_since(tokens, watermark, day) + held,
+        )
+
+    def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
+        till = self.tills[till_id]
+        items = line_items(request.items)
+        rules = self.rules.current
+        with self.lock:
+            pending = self.pending_card(till, now_mono)
+            sale_key = f"{till_id}:{request.sale_id}"
+            conflict: SaleConflict | None = None
+            note: str | None = None
+            closed: list[tuple[str, str]] = []  # holds this sale closed, for the book once committed
+            checked_at = self.wall()
+            with self.journal.transaction() as tx:
+                existing = tx.find_sale(sale_key)
+                if existing is not None:
+                    sale = SaleRecorded.model_validate(existing.payload)
+                    masked = None
+                    # Compared as recorded (not as bytes): key order, spacing or an offset time zone
+                    # do not make a resend a different sale; another item, price or cashier does.
+                    same = (sale.cashier_id, sale.currency) == (request.cashier, request.currency) and [
+                        item.model_dump(mode="json") for item in sale.items
+                    ] == [item.model_dump(mode="json") for item in items]
+                    if same:
+                        self.counters["sales_repeated"] += 1
+                        if tx.has_sale_key(f"{sale_key}:reversed"):
+                            return SaleAnswer(sale_id=request.sale_id, status="error", loyalty={
+                                "status": sale.loyalty.status, "points": 0, "balance": None, "redeemed": 0},
+                                message="the points were given back: the answer came too late; take payment")
+                    else:
+                        conflict = self._conflict(tx, request, items, sale_key, existing)
+                else:
+                    hold = self.holds.get(request.hold_id) if request.hold_id else None
+                    captured = None
+                    if request.hold_id is not None:
+                        if hold is None or (hold.till_id, hold.sale_id) != (till_id, request.sale_id):
+                            note = "no open hold of that id for this sale: nothing redeemed; take payment"
+                        elif hold.expires_at <= checked_at:
+                            self.journal_release(tx, hold, "expired")
+                            closed.append((hold.hold_id, "expired"))
+                            note = "the hold had lapsed: nothing redeemed; take payment"
+                        else:
+                            captured = capture_of(rules, items, Capture(hold.hold_id, hold.points, hold.amount))
+                            if not captured.points or self.member(tx, hold.token).status == "blocked":
+                                # Nothing left for the points to pay (or the card was blocked since): the
+                                # hold ends unused, said so, rather than vanish.
+                                self.journal_release(tx, hold, "unused")
+                                closed.append((hold.hold_id, "unused"))
+                                note = "nothing in this sale could be paid with the points held: nothing redeemed"
+                                captured = None
+                            else:
+                                hold_rows.drop(tx.connection, hold.hold_id)
+                                closed.append((hold.hold_id, "captured"))
+                    token = hold.token if captured is not None and hold is not None else (
+                        pending.token if pending else None)
+                    member = self.member(tx, token) if token else None
+                    sale = decide_sale(rules=rules, site_id=self.settings.site_id, till_id=till_id,
+                                       cashier_id=request.cashier, sale_id=request.sale_id, currency=request.currency,
+                                       items=items, member=member, capture=captured)
+                    event = self.append(tx, sale, sale_key=sale_key)
+                    if token:
+                        day = event.occurred_at.astimezone(UTC).date()
+                        tx.add_ledger(event.seq, token, sale.loyalty.points_earned, "earn", day)
+                        if sale.loyalty.points_redeemed:
+                            tx.add_ledger(event.seq, token, -sale.loyalty.points_redeemed, "redeem", day)
+                    masked = pending.masked if pending and pending.token == token else None
+            self.closed(closed, checked_at)
+            if existing is None:
+                if till.pending is pending and (pending is None or pending.token == token or request.hold_id is None):
+                    till.pending = None  # spent; a card presented meanwhile waits for the next sale
+                self.counters["sales"] += 1
+            elif conflict is not None:
+                self.counters["sales_conflicting"] += 1
+        self.notify()
+        if conflict is not None:
+            log.warning("till %s reused sale id %s for a different sale; answered conflict", till_id,
+                        request.sale_id)
+            return SaleAnswer(sale_id=request.sale_id, status="conflict", loyalty=None, card=None,
+                              message=f"sale_id {request.sale_id} was already used for a different sale; "
+                                      "nothing earned")
+        loyalty = sale.loyalty
+        return SaleAnswer(
+            sale_id=sale.sale_id, status="ok", card=masked, message=note,
+            loyalty={"status": loyalty.status, "points": loyalty.points_earned, "balance": loyalty.balance,
+                     "redeemed": loyalty.points_redeemed if request.hold_id is not None else None},
+        )
+
+    def _conflict(self, tx: JournalTransaction, request: SaleRequest, items: list[LineItem], sale_key: str,
+                  existing: Event) -> SaleConflict:
+        # The first sale stands; the attempt is kept for HQ, and earns nothing. Once per content: a till
+        # sending the same conflicting request again adds nothing.
+        attempt = {"cashier": request.cashier, "currency": request.currency,
+                   "items": [item.model_dump(mode="json") for item in items]}
+        attempt_key = f"{sale_key}:conflict:{sha256_hex(canonical_bytes(attempt))[:32]}"
+        conflict = SaleConflict(site_id=self.settings.site_id, till_id=request.till, cashier_id=request.cashier,
+                                sale_id=request.sale_id, original_seq=existing.seq, currency=request.currency,
+                                items=items, total=sum(item.amount for item in items))
+        if not tx.has_sale_key(attempt_key):
+            self.append(tx, conflict, sale_key=attempt_key)
+        return conflict
+
+    # ------------------------------------------------------------ holds
+
+    def journal_release(self, tx: JournalTransaction, hold: Hold,
+                        reason: Literal["cancelled", "expired", "late", "unused"]) -> None:
+        """Journal that `hold` ends without paying (cancelled, expired, late) and drop its row, in `tx`. The
+        book follows once the transaction commits (`closed`): a rolled-back release leaves the hold open."""
+        self.append(tx, RedemptionReleased(site_id=self.settings.site_id, till_id=hold.till_id, sale_id=hold.sale_id,
+                                           hold_id=hold.hold_id, card_token=hold.token, points=hold.points,
+                                           reason=reason),
+                    sale_key=f"{hold.till_id}:{hold.sale_id}:{hold.hold_id}:{reason}")
+        hold_rows.drop(tx.connection, hold.hold_id)
+
+    def closed(self, holds: list[tuple[str, str]], now: float) -> None:
+        """The book after a committed transaction closed `holds` (id, how: captured, expired, cancelled, late)."""
+        for hold_id, how in holds:
+            done = self.holds.capture(hold_id, now) if how == "captured" else self.holds.release(hold_id)
+            if done is not None:
+                self.counters[{"captured": "holds_captured", "expired": "holds_expired"}.get(how, "holds_released")] \
+                    += 1
+
+    def expire_holds(self) -> int:
+        """Release every hold whose time is up; how many."""
+        with self.lock:
+            now = self.wall()
+            expired = self.holds.expired(now)
+            if not expired:
+                return 0
+            try:
+                with self.journal.transaction() as tx:
+                    for hold in expired:
+                        self.journal_release(tx, hold, "expired")
+            except StoreError as exc:
+                self._store_log.error("journal cannot record lapsed holds (%s); tried again shortly", exc)
+                return 0
+            self.closed([(hold.hold_id, "expired") for hold in expired], now)
+        self.notify()
+        return len(expired)
+
+    def append(self, tx: JournalTransaction, event: Payload, *, sale_key: str) -> Event:
+        """Journal `event` now, stamped by this box's clock; the caller's transaction commits it."""
+        return tx.append(type=event.event_type, payload=event.model_dump(mode="json"),
+                         event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)), occurred_at=datetime.now(UTC),
+                         clock_ok=self._clock_ok(), sale_key=sale_key)

@@ -1,0 +1,105 @@
+"""The box's ledger of points: one row per card earning or redemption, written with its event.
+
+A member's balance at the box is the directory's plus this box's own rows above the directory's watermark
+for it (`protocol.directory.balance_at_box`), so each row keeps the seq of its event. Points are signed:
+earned positive, redeemed negative. Rows hold card tokens (HMACs), never card numbers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, date
+from typing import Literal
+
+from pydantic import ValidationError
+
+from edge.errors import StoreError
+from protocol.events import Event, SaleRecorded
+
+LedgerKind = Literal["earn", "redeem", "reversal"]
+"""earn: positive; redeem: negative (a captured hold); reversal: positive (a capture given back)."""
+MAX_TOKENS = 500  # a member's cards; far below SQLite's limit on query parameters
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    """The ledger table and its index, created when missing."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS ledger(seq INTEGER NOT NULL, card_token TEXT NOT NULL, "
+        "points INTEGER NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('earn', 'redeem', 'reversal')))"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS ledger_token_seq ON ledger(card_token, seq)")
+
+
+def has_table(conn: sqlite3.Connection) -> bool:
+    """True when the journal already has its ledger (a journal written before it gets it backfilled)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").fetchone() is not None
+
+
+def add(conn: sqlite3.Connection, seq: int, card_token: str, points: int, kind: LedgerKind, day: date) -> None:
+    """One row; the caller's transaction commits it with the event `seq`."""
+    if (kind in ("earn", "reversal") and points < 0) or (kind == "redeem" and points > 0):
+        raise ValueError(f"{kind} of {points} points: earnings and reversals are positive, redemptions negative")
+    conn.execute("INSERT INTO ledger(seq, card_token, points, day, kind) VALUES (?, ?, ?, ?, ?)",
+                 (seq, card_token, points, day.isoformat(), kind))
+
+
+def _tokens(tokens: Sequence[str]) -> tuple[str, list[str]]:
+    unique = list(dict.fromkeys(tokens))
+    if len(unique) > MAX_TOKENS:
+        raise ValueError(f"{len(unique)} tokens for one member is over {MAX_TOKENS}")
+    return ",".join("?" * len(unique)), unique
+
+
+def local_points(conn: sqlite3.Connection, tokens: Sequence[str], after_seq: int) -> list[tuple[int, int]]:
+    """(seq, points) of the rows of these cards with a seq above `after_seq`, in seq order."""
+    if not tokens:
+        return []
+    marks, unique = _tokens(tokens)
+    rows = conn.execute(f"SELECT seq, points FROM ledger WHERE card_token IN ({marks}) AND seq > ? ORDER BY seq",
+                        (*unique, after_seq)).fetchall()
+    return [(int(seq), int(points)) for seq, points in rows]
+
+
+def forget(conn: sqlite3.Connection, tokens: Sequence[str]) -> None:
+    """Drop every row of these cards."""
+    for start in range(0, len(tokens), MAX_TOKENS):
+        marks, unique = _tokens(tokens[start:start + MAX_TOKENS])
+        conn.execute(f"DELETE FROM ledger WHERE card_token IN ({marks})", unique)
+
+
+def redeemed_since(conn: sqlite3.Connection, tokens: Sequence[str], after_seq: int, day: date) -> int:
+    """Points these cards redeemed on `day` (UTC) in events above `after_seq`, as a positive number."""
+    if not tokens:
+        return 0
+    marks, unique = _tokens(tokens)
+    row = conn.execute(f"SELECT COALESCE(SUM(-points), 0) FROM ledger WHERE card_token IN ({marks}) AND seq > ? "
+                       "AND day = ? AND kind IN ('redeem', 'reversal')",
+                       (*unique, after_seq, day.isoformat())).fetchone()
+    return max(0, int(row[0]))
+
+
+def backfill(conn: sqlite3.Connection, decode: Callable[[int, bytes], Event]) -> int:
+    """Ledger rows for the card sales of a journal written before the ledger existed (`decode` opens a
+    row); the count written. A row that does not open is skipped: the uplink reports it lost."""
+    written, after = 0, 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        while rows := conn.execute("SELECT seq, body FROM journal WHERE seq > ? AND type = ? ORDER BY seq LIMIT 500",
+                                   (after, SaleRecorded.event_type)).fetchall():
+            for seq, body in rows:
+                after = int(seq)
+                try:
+                    event = decode(after, bytes(body))
+                    sale = SaleRecorded.model_validate(event.payload)
+                except (StoreError, ValidationError):
+                    continue
+                if sale.card_token is not None:
+                    add(conn, after, sale.card_token, sale.loyalty.points_earned, "earn",
+                        event.occurred_at.astimezone(UTC).date())
+                    written += 1
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return written
