@@ -240,18 +240,19 @@ class Desk:
     def pending_card(self, till: Till, now_mono: float) -> PendingCard | None:
         return till.pending if till.pending and till.pending.expires > now_mono else None
 
-    def member(self, tx: JournalTransaction, token: str) -> MemberState:
-        """A card's holder as this box sees them now: the directory, this box's ledger since it, the holds."""
+    def member(self, tx: JournalTransaction, token: str, *, today: bool = False) -> MemberState:
+        """A card's holder as this box sees them now: the directory, this box's ledger since it, the holds;
+        with `today`, also what the offline cap counts (a query a sale does not need)."""
         entry, tokens = self.directory.member(token)
         device = self.settings.device_id
         watermark = entry.seen.get(device, 0) if entry is not None else 0
         held = self.holds.held(tokens)
-        day = datetime.now(UTC).date()  # the day the journal stamps events with
         return MemberState(
             token=token, member_id=entry.member_id if entry is not None else None,
             status=entry.status if entry is not None else "unknown",
             balance=balance_at_box(entry, device, tx.local_points(tokens, watermark)), held=held,
-            unconfirmed_today=tx.redeemed_since(tokens, watermark, day) + held,
+            # The day as the journal stamps events (UTC).
+            unconfirmed_today=held + (tx.redeemed_since(tokens, watermark, datetime.now(UTC).date()) if today else 0),
         )
 
     def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
@@ -285,29 +286,30 @@ class Desk:
                         conflict = self._conflict(tx, request, items, sale_key, existing)
                 else:
                     hold = self.holds.get(request.hold_id) if request.hold_id else None
-                    captured = None
-                    if request.hold_id is not None:
-                        if hold is None or (hold.till_id, hold.sale_id) != (till_id, request.sale_id):
-                            note = "no open hold of that id for this sale: nothing redeemed; take payment"
-                        elif hold.expires_at <= checked_at:
-                            self.journal_release(tx, hold, "expired")
-                            closed.append((hold.hold_id, "expired"))
-                            note = "the hold had lapsed: nothing redeemed; take payment"
-                        else:
-                            captured = capture_of(rules, items, Capture(hold.hold_id, hold.points, hold.amount))
-                            if not captured.points or self.member(tx, hold.token).status == "blocked":
-                                # Nothing left for the points to pay (or the card was blocked since): the
-                                # hold ends unused, said so, rather than vanish.
-                                self.journal_release(tx, hold, "unused")
-                                closed.append((hold.hold_id, "unused"))
-                                note = "nothing in this sale could be paid with the points held: nothing redeemed"
-                                captured = None
-                            else:
-                                hold_rows.drop(tx.connection, hold.hold_id)
-                                closed.append((hold.hold_id, "captured"))
-                    token = hold.token if captured is not None and hold is not None else (
-                        pending.token if pending else None)
+                    if hold is not None and (hold.till_id, hold.sale_id) != (till_id, request.sale_id):
+                        hold = None
+                    if request.hold_id is not None and hold is None:
+                        note = "no open hold of that id for this sale: nothing redeemed; take payment"
+                    elif hold is not None and hold.expires_at <= checked_at:
+                        self.journal_release(tx, hold, "expired")
+                        closed.append((hold.hold_id, "expired"))
+                        note = "the hold had lapsed: nothing redeemed; take payment"
+                        hold = None
+                    token = hold.token if hold is not None else (pending.token if pending else None)
                     member = self.member(tx, token) if token else None
+                    captured = None
+                    if hold is not None:
+                        captured = capture_of(rules, items, Capture(hold.hold_id, hold.points, hold.amount))
+                        if not captured.points or (member is not None and member.status == "blocked"):
+                            # Nothing left for the points to pay (or the card was blocked since): the hold
+                            # ends unused, said so, rather than vanish.
+                            self.journal_release(tx, hold, "unused")
+                            closed.append((hold.hold_id, "unused"))
+                            note = "nothing in this sale could be paid with the points held: nothing redeemed"
+                            captured = None
+                        else:
+                            hold_rows.drop(tx.connection, hold.hold_id)
+                            closed.append((hold.hold_id, "captured"))
                     sale = decide_sale(rules=rules, site_id=self.settings.site_id, till_id=till_id,
                                        cashier_id=request.cashier, sale_id=request.sale_id, currency=request.currency,
                                        items=items, member=member, capture=captured)

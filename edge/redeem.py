@@ -68,7 +68,7 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
             elif pending is None:
                 answer = _declined(request, "no member card presented at this till")
             else:
-                member = desk.member(tx, pending.token)
+                member = desk.member(tx, pending.token, today=True)
                 plan = authorise(rules, items, member, points=request.points, amount=request.amount,
                                  currency=request.currency)
                 if not desk.directory.readable:  # its balance would be this box's alone: fail closed

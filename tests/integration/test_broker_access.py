@@ -25,6 +25,7 @@ from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
 from edge.sync.uplink import Uplink
 from protocol.codec import encode
+from protocol.directory import DirectoryRequest
 from protocol.messages import DeviceStatus, EventBatch
 from protocol.signing import public_key_text, sign_batch
 from protocol.topics import device_topic
@@ -148,6 +149,11 @@ def test_boxes_reach_the_hub_and_cannot_speak_for_each_other(tmp_path: Path, bro
             rows = conn.execute(sa.select(events.c.device_id, sa.func.count()).group_by(events.c.device_id))
             held = {device: count for device, count in rows}
         assert held == {"riverside-box1": 3, "harbour-box1": 2}
+
+        # A box asks the hub for the member directory on its own topic only.
+        ask = encode(DirectoryRequest(have=0))
+        assert not impostor.publish(device_topic("harbour", "harbour-box1", "directory"), ask).is_failure
+        assert impostor.publish(device_topic("riverside", "riverside-box1", "directory"), ask).is_failure
     finally:
         impostor.close()
         uplink.stop()

@@ -240,3 +240,26 @@ def test_points_pay_only_in_the_programmes_currency(agent: Agent) -> None:
     agent.present_card("t1", CARD, now=10.0)
     declined = answer(agent.handle_sale("t1", request("redeem", "S-1", points=500, currency="USD"), now=10.1))
     assert (declined["status"], declined["message"]) == ("declined", "points pay in EUR, not USD")
+
+
+def test_a_hold_the_final_sale_cannot_use_ends_unused_and_costs_nothing(agent: Agent) -> None:
+    earn(agent, 1000)
+    agent.present_card("t1", CARD, now=10.0)
+    held = answer(agent.handle_sale("t1", request("redeem", "S-1", points=500), now=10.1))
+    # The ticket turned out free (a voucher): only the popcorn costs money, and points may not pay for it.
+    sold = answer(agent.handle_sale("t1", request("sale", "S-1", ticket=0, hold_id=held["hold_id"]), now=10.2))
+    assert (sold["status"], sold["loyalty"]["redeemed"], sold["loyalty"]["balance"]) == ("ok", 0, 1065)
+    assert [e.payload["reason"] for e in events(agent, "redemption.released")] == ["unused"]
+    assert len(agent.desk.holds) == 0
+
+
+def test_an_erased_members_card_is_forgotten_with_this_boxs_points_for_it(agent: Agent) -> None:
+    from protocol.cards import card_token
+    from tests.edge_support import PEPPER
+
+    earn(agent, 700)
+    token = card_token(PEPPER.encode(), CARD)
+    assert agent.directory.offer(wire(delta(0, 1, removed=[token], key=HUB))) == "applied"
+    agent.present_card("t1", CARD, now=10.0)
+    declined = answer(agent.handle_sale("t1", request("redeem", "S-1", points=100), now=10.1))
+    assert (declined["status"], declined["message"]) == ("declined", "the balance is too low")

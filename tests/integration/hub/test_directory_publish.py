@@ -141,3 +141,28 @@ def test_a_box_that_asks_gets_a_snapshot_or_the_deltas_it_lacks_and_a_stranger_n
         assert len(listener.seen()) == before
     finally:
         listener.close()
+
+
+def test_an_entry_boxes_could_not_take_is_left_out_and_the_others_still_go(hub: tuple[TestClient, Any],
+                                                                            mosquitto: Mosquitto) -> None:
+
+    from cloud.db.schema import members
+    from cloud.members.directory import publish_member
+
+    client, public_key = hub
+    odd = enrol(client, "0003887558")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    listener = SiteListener(mosquitto.port)
+    try:
+        with engine.begin() as conn:  # a balance beyond what a directory entry carries
+            conn.execute(members.update().where(members.c.member_id == odd["member_id"]).values(balance=10**13))
+            publish_member(conn, odd["member_id"], T0)
+        fine = enrol(client, "0000000042")
+        wait_for(lambda: any(entry.member_id == fine["member_id"] for _, page in listener.seen()
+                             for entry in page.entries), timeout=10, what="the next member's delta")
+        # The odd entry never went out (at most its earlier, valid one, published before it changed).
+        assert all(entry.balance == 0 for _, page in listener.seen() for entry in page.entries)
+        worker = client.app.state.worker  # type: ignore[attr-defined]
+        assert worker.directory.counters["entries_refused"] >= 1
+    finally:
+        listener.close()

@@ -133,3 +133,21 @@ def test_an_upgraded_hub_keeps_the_points_earned_before_members_existed(db_url: 
         assert balance_at_box(DirectoryEntry.model_validate(entry), "riverside-box1", local) == 230
     finally:
         engine.dispose()
+
+
+def test_the_ledger_pages_in_event_time_even_for_rows_ledgered_late(engine: sa.Engine) -> None:
+    from cloud.members.ledger import ledger_of
+
+    early, late = Chain("riverside", "riverside-box1"), Chain("harbour", "harbour-box1")
+    for chain in (early, late):
+        chain.register(engine)
+    for n in range(3):
+        early.add(sale("riverside", f"r-{n}", earned=10 + n), occurred_at=T0 + timedelta(hours=2 * n + 1))
+    late.add(sale("harbour", "h-0", earned=99), occurred_at=T0 + timedelta(hours=2))  # an offline box, ingested last
+    with engine.begin() as conn:
+        ingest_batch(conn, batch=early.batch(1, 3), site_id="riverside", received_at=T0 + timedelta(hours=6))
+        ingest_batch(conn, batch=late.batch(1, 1), site_id="harbour", received_at=T0 + timedelta(hours=7))
+        member_id = member_row(conn).member_id
+        first = ledger_of(conn, member_id, limit=2)
+        second = ledger_of(conn, member_id, limit=2, before_id=first[-1].id)
+    assert [row.points for row in first] == [12, 11] and [row.points for row in second] == [99, 10]
