@@ -44,6 +44,9 @@ def request(kind: str, sale_id: str, **extra: object) -> bytes:
                        "items": ITEMS, **extra}).encode()
 
 
+NOW = datetime(2026, 11, 25, 19, tzinfo=UTC)
+
+
 def pure(rounds: int) -> None:
     items = [LineItem(kind="ticket", sku="TKT-STD", quantity=2, unit_price=1250),
              LineItem(kind="concession", sku="POP-L", quantity=1, unit_price=650)]
@@ -51,7 +54,8 @@ def pure(rounds: int) -> None:
     started = time.perf_counter()
     for n in range(rounds):
         decide_sale(rules=BUNDLE, site_id="s1", till_id="t1", cashier_id="c7", sale_id=f"S-{n}", currency="EUR",
-                    items=items, member=member, capture=Capture("h" + "0" * 16, 5000, 500) if n % 4 == 0 else None)
+                    items=items, member=member, at=NOW,
+                    capture=Capture("h" + "0" * 16, 5000, 500) if n % 4 == 0 else None)
     sales = rounds / (time.perf_counter() - started)
     started = time.perf_counter()
     for _ in range(rounds):

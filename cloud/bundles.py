@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import ValidationError
 
-from cloud.db.schema import rule_bundles, sites
+from cloud.db.schema import box_office, rule_bundles, sites
 from cloud.errors import ConfigError, HubError
 from cloud.settings import HubSettings
 from protocol.rules import RuleBundle
@@ -90,9 +90,58 @@ def _as_bundle(draft: dict[str, Any], version: int, at: datetime) -> RuleBundle 
 
 
 def draft_problems(conn: sa.Connection, draft: dict[str, Any]) -> list[tuple[str, str]]:
-    """What keeps `draft` from being published as the next version (empty: nothing)."""
+    """What keeps `draft` from being published as the next version (empty: nothing): the bundle's own checks,
+    then what its campaigns name that the hub has never seen (films, halls, sites)."""
     checked = _as_bundle(draft, _next_version(conn), datetime.now(UTC))
-    return checked if isinstance(checked, list) else []
+    problems = checked if isinstance(checked, list) else []
+    if any(loc in HUB_SET_FIELDS for loc, _ in problems):
+        return problems  # the hub's own fields first; fix those, then the rest shows
+    flagged = {loc for loc, _ in problems}
+    return problems + [problem for problem in _unknown_references(conn, draft) if problem[0] not in flagged]
+
+
+def _named(draft: dict[str, Any], name: str) -> list[tuple[str, str]]:
+    """(field path, value) of every `match.<name>` entry of the draft's campaigns (read as sent: the draft
+    may be invalid elsewhere)."""
+    campaigns = draft.get("campaigns")
+    named = []
+    for index, campaign in enumerate(campaigns if isinstance(campaigns, list) else ()):
+        match = campaign.get("match") if isinstance(campaign, dict) else None
+        values = match.get(name) if isinstance(match, dict) else None
+        for position, value in enumerate(values if isinstance(values, list) else ()):
+            if isinstance(value, str):
+                named.append((f"campaigns.{index}.match.{name}.{position}", value))
+    return named
+
+
+def _unknown_references(conn: sa.Connection, draft: dict[str, Any]) -> list[tuple[str, str]]:
+    # Film titles, hall ids and site ids are not personal data: the messages name them (shortened).
+    problems = []
+    films = draft.get("films")
+    catalogue = {film["title"].casefold() for film in (films if isinstance(films, list) else ())
+                 if isinstance(film, dict) and isinstance(film.get("title"), str)}
+    named_films = [(loc, title) for loc, title in _named(draft, "films") if title.casefold() not in catalogue]
+    if named_films:
+        # The box-office rollup holds every film sold (a row per site, day, film and hall): far fewer rows
+        # than the sales, and titles compare casefolded, which SQL cannot do the same on both backends.
+        sold = {str(film).casefold() for film in conn.execute(sa.select(box_office.c.film).distinct()).scalars()}
+        problems += [(loc, f"film {title[:120]!r} is neither in the draft's film catalogue nor in any sale the "
+                           "hub holds; check the title as tills send it, or add the film to `films`")
+                     for loc, title in named_films if title.casefold() not in sold]
+    named_halls = _named(draft, "halls")
+    if named_halls:
+        seen = set(conn.execute(sa.select(box_office.c.hall).distinct().where(
+            box_office.c.hall.in_({hall[:64] for _, hall in named_halls}))).scalars())
+        problems += [(loc, f"hall {hall[:64]!r} is in no sale the hub holds; campaigns match halls exactly as "
+                           "tills send them: check the id")
+                     for loc, hall in named_halls if hall not in seen]
+    named_sites = _named(draft, "sites")
+    if named_sites:
+        registered = set(site_ids(conn))
+        problems += [(loc, f"site {site[:64]!r} is not registered; check the id, or register the site's box "
+                           "first (`marquee-hub devices add`)")
+                     for loc, site in named_sites if site not in registered]
+    return problems
 
 
 def publish_draft(conn: sa.Connection, draft: dict[str, Any], key: Ed25519PrivateKey, *, at: datetime,

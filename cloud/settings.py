@@ -49,6 +49,8 @@ class HubSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     offline_after_seconds: int = Field(default=90, ge=1)
+    rules_clock_s: float = Field(default=60.0, gt=0, le=86_400)
+    """How often the rules clock runs the time-based rules (expiry, burn, monthly bonus, tier reviews) due."""
     demo: bool = False
     """The demo: placeholder secrets allowed."""
     rules_key_file: Path = Path("marquee-hub-rules.key")

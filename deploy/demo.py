@@ -19,8 +19,13 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from demo_rules import closing_lines, demo_rules, rules_line  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -33,15 +38,6 @@ SITES: list[tuple[str, list[tuple[str, list[dict[str, object]]]]]] = [
                   ("tcp", [{"kind": "rdm6300"}])]),
     ("harbour", [("serial", [{"kind": "wiegand", "wiegand_output": "bits"}, {"kind": "barcode"}])]),
 ]
-
-
-DEMO_RULES = {
-    "currency": "EUR",
-    "earning": [{"rule_id": "tickets", "kind": "ticket", "basis_points": 1500},
-                {"rule_id": "premium", "kind": "ticket", "skus": ["TKT-PRM"], "basis_points": 2500},
-                {"rule_id": "bar", "kind": "concession", "basis_points": 500}],
-    "redemption": {"enabled": True, "kinds": ["ticket"], "points_per_unit": 10, "offline_daily_cap": 2000},
-}
 
 
 def toml_value(value: object) -> str:
@@ -178,9 +174,9 @@ class Demo:
         return "admin", password
 
     def publish_rules(self) -> None:
-        """HQ's loyalty programme as a signed bundle: 15% of tickets and 5% of the bar earned."""
+        """HQ's loyalty programme as a signed bundle: tiers, a film's campaign, the CinePass (DEMO_RULES)."""
         draft = self.workdir / "rules-draft.json"
-        draft.write_text(json.dumps(DEMO_RULES, indent=2))
+        draft.write_text(json.dumps(demo_rules(datetime.now(UTC)), indent=2))
         subprocess.run([str(BIN / "marquee-hub"), "rules", "publish", str(draft)],
                        env={**os.environ, **self.hub_env}, check=True, cwd=self.workdir, stdout=subprocess.DEVNULL)
 
@@ -230,7 +226,8 @@ class Demo:
                            cwd=self.workdir, stdout=subprocess.DEVNULL)
             self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index * 10),
                                             "--sales-per-minute", "40", "--unplug-every", "180",
-                                            "--redeem-rate", "0.3"])
+                                            "--redeem-rate", "0.3", "--pass-rate", "0.02",
+                                            "--stats-file", str(self.workdir / f"{site}-tills.json")])
             self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])
 
     def wait_for_sales(self, login: tuple[str, str], timeout: float) -> list[dict[str, object]]:
@@ -252,6 +249,30 @@ class Demo:
                 return rows
             time.sleep(0.5)
         raise SystemExit(f"sales from {len(SITES)} sites did not reach the hub within {timeout:.0f}s")
+
+    def sponsors_bill(self, login: tuple[str, str]) -> list[dict[str, Any]]:
+        """What the hub bills each sponsor this month, from the sales it holds (empty when it cannot say)."""
+        start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        query = urllib.parse.urlencode({"from": start.isoformat(), "to": (datetime.now(UTC) + timedelta(hours=1))
+                                        .isoformat()})
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/api/v1/rules/sponsors?{query}",
+                                         headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return list(json.load(response)["sponsors"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def till_stats(self) -> list[dict[str, Any]]:
+        """Every simulated till's counters, as the simulators last wrote them."""
+        found = []
+        for site, _ in SITES:
+            try:
+                found += json.loads((self.workdir / f"{site}-tills.json").read_text())["tills"].values()
+            except (OSError, ValueError, KeyError, AttributeError):
+                continue
+        return found
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -276,6 +297,8 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     started = time.monotonic()
+    ready = False
+    login = None
     try:
         mqtt_port, protocol = demo.start_broker(args.broker)
         login = demo.start_hub(mqtt_port, protocol)
@@ -289,16 +312,22 @@ def main() -> int:
         say(f"  API:       http://127.0.0.1:{args.http_port}/docs")
         say(f"  Login:     {login[0]} / {login[1]}")
         say(f"  Members:   {members} enrolled from a CRM export; tills earn and redeem points")
+        say(rules_line())
         for row in rows:
             say(f"  {row['key']}: {row['sales']} sales, {row['tickets']} tickets so far")
         say(f"  Ready in {time.monotonic() - started:.1f}s. Logs and data in {args.workdir}. Ctrl-C stops it all.")
+        ready = True
         if not args.exit_when_ready:
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         say("\nstopping...")
     finally:
+        bill = demo.sponsors_bill(login) if ready and login is not None else []
         demo.stop_all()
+        if ready:  # the simulators wrote their last counters as they stopped
+            for line in closing_lines(demo.till_stats(), bill):
+                say(line)
     return 0
 
 

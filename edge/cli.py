@@ -10,11 +10,16 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from edge.errors import EdgeError
 from edge.settings import READER_KINDS, EdgeSettings, load_settings
+
+if TYPE_CHECKING:
+    from edge.simulator.site import SiteSimulator
+    from edge.simulator.stats import SimStats
 
 log = logging.getLogger("edge.cli")
 CONFIG_OPTION = click.option(
@@ -257,10 +262,17 @@ def read_cards(kind: str, port: str, baud: int | None, parity: str, bytesize: st
               help="Pull a random reader's plug about this often (seconds), for a couple of seconds.")
 @click.option("--redeem-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of sales with a member card where the member pays part with points.")
+@click.option("--pass-rate", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of sales with a member card where the member also buys the chain's pass (PASS-CINE).")
+@click.option("--stats-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep every till's counters in this JSON file (rewritten every few seconds and at the end).")
 def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise: float,
-             unplug_every: float | None, redeem_rate: float) -> None:
+             unplug_every: float | None, redeem_rate: float, pass_rate: float, stats_file: Path | None) -> None:
     """Play a site's card readers (every configured family) and POS terminals: readers and serial tills on
     pseudo-terminals created at the configured port paths, TCP tills dialling the box's [pos_tcp] address.
+
+    Every sale asks for the benefits of the chain's rules (POS protocol v1.2); at the end each till's summary
+    says what the answers showed (money off, campaign points, tiers, passes).
 
     Example: marquee-edge simulate --config demo/site-1.toml --sales-per-minute 60 --unplug-every 120
     """
@@ -287,15 +299,61 @@ def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise
         sims.append(SiteSimulator(
             pos_link=Path(till.pos_port) if till.pos_port else None, pos_tcp=pos_tcp, readers=readers,
             till_id=till.till_id, seed=None if seed is None else seed + index, sales_per_minute=sales_per_minute,
-            noise=noise, unplug_every=unplug_every, redeem_rate=redeem_rate,
+            noise=noise, unplug_every=unplug_every, redeem_rate=redeem_rate, pass_rate=pass_rate,
         ))
     for sim in sims:
         sim.start()
+    done = threading.Event()
+    writer = threading.Thread(target=_keep_stats, args=(stats_file, sims, done), daemon=True)
+    if stats_file is not None:
+        writer.start()
     try:
         _wait_for_signal()
     finally:
         for sim in sims:
             sim.stop()
+        done.set()
+        if stats_file is not None:
+            writer.join(10)
+        for sim in sims:
+            for line in _till_summary(sim.till_id, sim.stats, sim.currency):
+                click.echo(line)
+
+
+def _keep_stats(path: Path, sims: list[SiteSimulator], done: threading.Event) -> None:
+    # Rewritten whole and renamed into place: a reader never sees half a file.
+    while True:
+        stopping = done.wait(5)
+        data = {"tills": {sim.till_id: sim.stats.as_dict() for sim in sims}}
+        try:
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(json.dumps(data))
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("cannot write the simulator's stats to %s: %s", path, exc.strerror)
+        if stopping:
+            return
+
+
+def _till_summary(till_id: str, stats: SimStats, currency: str) -> list[str]:
+    """What one simulated till did, and what the answers showed of the chain's rules."""
+    def money(minor: int) -> str:
+        return f"{minor / 100:,.2f} {currency}"
+
+    mean = stats.answer_ms_total / stats.answered if stats.answered else 0.0
+    off = stats.money_off
+    campaigns = ", ".join(f"{campaign} {points:,}" for campaign, points in sorted(stats.campaign_points.items()))
+    tiers = ", ".join(f"{tier} {members}" for tier, members in sorted(stats.tiers_seen.items()))
+    return [
+        f"till {till_id}: {stats.sales_sent} sales sent, {stats.answered} answered (mean {mean:.1f} ms, max "
+        f"{stats.answer_ms_max:.1f} ms), {stats.unanswered} unanswered; {stats.points_seen:,} points earned, "
+        f"{stats.points_redeemed:,} redeemed",
+        f"  money off {money(sum(off.values()))}: {stats.pass_tickets} pass tickets ({money(off.get('pass', 0))}), "
+        f"{stats.birthday_tickets} birthday tickets ({money(off.get('birthday', 0))}), {stats.member_discounts} "
+        f"member discounts ({money(off.get('member', 0))}); {stats.passes_bought} passes bought",
+        f"  bonus points: campaigns {campaigns or 'none'}; tiers {stats.tier_points:,}; day parts "
+        f"{stats.daypart_points:,}; {stats.capped} sales capped; members by tier: {tiers or 'none seen'}",
+    ]
 
 
 def _refuse_device_path(port: str) -> None:

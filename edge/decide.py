@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+from protocol.account import Account, Move, fold
+from protocol.calendar import local_day, month_key
 from protocol.events import LineItem, LoyaltyOutcome, SaleRecorded
-from protocol.redemption import RedemptionPlan, eligible_amount, plan_redemption, split_over_lines
-from protocol.rules import RuleBundle, points_earned
+from protocol.loyalty import earned_outcome
+from protocol.pricing import SaleDecision, price_sale
+from protocol.redemption import RedemptionPlan, plan_redemption
+from protocol.rules import RuleBundle
 
 MemberStatus = Literal["active", "anonymous", "blocked", "unknown"]
 
@@ -22,9 +27,10 @@ MemberStatus = Literal["active", "anonymous", "blocked", "unknown"]
 class MemberState:
     """A card's holder as this box sees them now.
 
-    `balance`: the directory's balance plus this box's events above its watermark (holds not deducted);
-    `held`: points in this member's open holds; `unconfirmed_today`: points redeemed today at this box
-    that the directory does not include yet, holds included (what the offline cap counts).
+    `balance`: the directory's balance plus this box's events above its watermark, time rules applied
+    (holds not deducted); `account`: the same as the whole account (tier, lots, passes...); `held`: points
+    in this member's open holds; `unconfirmed_today`: points redeemed today at this box that the directory
+    does not include yet, holds included (what the offline cap counts).
     """
 
     token: str
@@ -33,10 +39,28 @@ class MemberState:
     balance: int
     held: int = 0
     unconfirmed_today: int = 0
+    account: Account | None = None
+    programme: str | None = None
+    birthday: str | None = None
 
     @property
     def available(self) -> int:
         return self.balance - self.held
+
+
+def seed_account(balance: int, at: datetime, tz: str) -> Account:
+    """The account of a directory entry that carries a balance only: one lot of this month (or a debt)."""
+    lots = {month_key(local_day(at, tz)): balance} if balance > 0 else {}
+    return Account(lots=lots, debt=max(0, -balance))
+
+
+def account_at_box(rules: RuleBundle, programme: str | None, start: Account | None, balance: int,
+                   moves: Sequence[Move], now: datetime) -> Account:
+    """The member's account at this box now: the directory's, this box's later moves folded on top, and
+    every time rule due until `now` applied (as the hub will, so both agree once they meet)."""
+    base = start if start is not None else seed_account(balance, now, rules.timezone)
+    account, _ = fold(moves, rules.rules_for(programme), rules.timezone, start=base, until=now)
+    return account
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +86,12 @@ def authorise(rules: RuleBundle, items: Sequence[LineItem], member: MemberState 
     return plan_redemption(rules, items, points=points, amount=amount, available=member.available, cap_left=cap_left)
 
 
-def capture_of(rules: RuleBundle, items: Sequence[LineItem], hold: Capture) -> Capture:
-    """What a hold pays of the final sale: all of it, or only what the sale's eligible lines still cost."""
-    rate = rules.redemption.points_per_unit
-    amount = min(hold.amount, eligible_amount(rules, items))
-    return Capture(hold.hold_id, min(hold.points, amount * rate), amount)
+def price(rules: RuleBundle, items: Sequence[LineItem], member: MemberState, *, at: datetime, site_id: str,
+          benefits: bool, capture: Capture | None) -> SaleDecision:
+    """The sale's figures for a member who earns and pays (not blocked)."""
+    account = member.account if member.account is not None else seed_account(member.balance, at, rules.timezone)
+    return price_sale(rules, member.programme, account, items, at=at, site_id=site_id, birthday=member.birthday,
+                      benefits=benefits, capture=(capture.points, capture.amount) if capture is not None else None)
 
 
 def decide_sale(
@@ -79,27 +104,28 @@ def decide_sale(
     currency: str,
     items: Sequence[LineItem],
     member: MemberState | None,
+    at: datetime,
     capture: Capture | None = None,
-) -> SaleRecorded:
-    """The sale as it will be recorded, with its loyalty outcome: points earned on what was not paid with
-    points, points redeemed (a captured hold), and the balance after."""
+    benefits: bool = False,
+) -> tuple[SaleRecorded, SaleDecision | None]:
+    """The sale as it will be recorded, with its loyalty outcome: benefits the till applies (`benefits`),
+    points earned on what was paid with money, points redeemed (a captured hold), and the balance after;
+    and the decision behind it (None without a member who earns)."""
     token = member.token if member is not None else None
+    decision = None
     if member is None:
         outcome = LoyaltyOutcome(status="no_card", rules_version=rules.version)
     elif member.status == "blocked":
         outcome = LoyaltyOutcome(status="blocked", rules_version=rules.version)
     else:
-        paid = split_over_lines(rules, items, capture.amount) if capture is not None else []
-        earned, rule_ids = points_earned(rules, items, paid)
-        redeemed = capture.points if capture is not None else 0
-        outcome = LoyaltyOutcome(
-            status="earned", points_earned=earned, points_redeemed=redeemed,
-            amount_redeemed=capture.amount if capture is not None else 0,
-            hold_id=capture.hold_id if capture is not None else None,
-            balance=member.balance - redeemed + earned,
-            rule_id=",".join(rule_ids)[:200] or None, rules_version=rules.version,
-        )
-    return SaleRecorded(
+        decision = price(rules, items, member, at=at, site_id=site_id, benefits=benefits, capture=capture)
+        redeemed = decision.redeemed_points
+        outcome = earned_outcome(
+            decision, rules_version=rules.version, programme=member.programme, redeemed=redeemed,
+            amount_redeemed=decision.redeemed_amount,
+            hold_id=capture.hold_id if capture is not None and redeemed else None)
+    sale = SaleRecorded(
         site_id=site_id, till_id=till_id, cashier_id=cashier_id, sale_id=sale_id, currency=currency,
         items=list(items), total=sum(item.amount for item in items), card_token=token, loyalty=outcome,
     )
+    return sale, decision

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from edge.decide import Capture, MemberState, capture_of, decide_sale
+from edge.decide import Capture, MemberState, account_at_box, decide_sale
 from edge.devices.pos import (
     SALE_ID_PATTERN,
     Authorisation,
@@ -28,7 +28,6 @@ from edge.devices.pos import (
     RedeemRequest,
     Released,
     SaleAnswer,
-    SaleItem,
     SaleRequest,
     encode_answer,
     mask_card_id,
@@ -37,17 +36,18 @@ from edge.devices.pos import parse_request as parse_pos_request
 from edge.devices.rdm6300 import Debouncer
 from edge.directory import DirectoryKeeper
 from edge.errors import PosRequestError, StoreError, UnreadableRow
-from edge.holds import Hold, HoldBook
+from edge.holds import Hold, HoldBook, new_hold_id
 from edge.logthrottle import LogThrottle
+from edge.receipt import line_items, loyalty_answer
 from edge.rules import RuleKeeper
 from edge.settings import EdgeSettings, TillSettings
 from edge.store import holds as hold_rows
 from edge.store.journal import Journal, JournalTransaction
 from protocol.canonical import canonical_bytes, sha256_hex
 from protocol.cards import CardId, card_token
-from protocol.directory import balance_at_box
 from protocol.events import Event, LineItem, Payload, RedemptionReleased, SaleConflict, SaleRecorded
 from protocol.ids import uuid7
+from protocol.loyalty import sale_moves
 
 log = logging.getLogger(__name__)
 SALE_ID_RE = re.compile(SALE_ID_PATTERN)
@@ -91,15 +91,6 @@ def readable_sale_id(payload: bytes) -> str | None:
     except (ValueError, AttributeError, RecursionError):
         return None
     return sale_id if isinstance(sale_id, str) and SALE_ID_RE.fullmatch(sale_id) else None
-
-
-def line_items(items: list[SaleItem]) -> list[LineItem]:
-    return [LineItem(kind=item.kind, sku=item.sku, description=item.description, film=item.film, hall=item.hall,
-                     showtime=item.showtime, quantity=item.qty, unit_price=item.price) for item in items]
-
-
-def new_hold_id() -> str:
-    return "h" + os.urandom(8).hex()
 
 
 class Desk:
@@ -240,19 +231,26 @@ class Desk:
     def pending_card(self, till: Till, now_mono: float) -> PendingCard | None:
         return till.pending if till.pending and till.pending.expires > now_mono else None
 
-    def member(self, tx: JournalTransaction, token: str, *, today: bool = False) -> MemberState:
-        """A card's holder as this box sees them now: the directory, this box's ledger since it, the holds;
-        with `today`, also what the offline cap counts (a query a sale does not need)."""
+    def member(self, tx: JournalTransaction, token: str, *, today: bool = False,
+               at: datetime | None = None) -> MemberState:
+        """A card's holder as this box sees them at `at` (now): the directory, this box's ledger since it,
+        the time rules due, the holds; with `today`, also what the offline cap counts (a query a sale does
+        not need)."""
         entry, tokens = self.directory.member(token)
         device = self.settings.device_id
         watermark = entry.seen.get(device, 0) if entry is not None else 0
         held = self.holds.held(tokens)
+        programme = entry.programme if entry is not None else None
+        at = at or datetime.fromtimestamp(self.wall(), UTC)
+        local = tx.local_moves(tokens, watermark, device)
+        account = account_at_box(self.rules.current, programme, entry.account if entry is not None else None,
+                                 entry.balance if entry is not None else 0, local, at)
         return MemberState(
             token=token, member_id=entry.member_id if entry is not None else None,
-            status=entry.status if entry is not None else "unknown",
-            balance=balance_at_box(entry, device, tx.local_points(tokens, watermark)), held=held,
+            status=entry.status if entry is not None else "unknown", balance=account.balance, held=held,
             # The day as the journal stamps events (UTC).
-            unconfirmed_today=held + (tx.redeemed_since(tokens, watermark, datetime.now(UTC).date()) if today else 0),
+            unconfirmed_today=held + (tx.redeemed_since(tokens, watermark, at.date()) if today else 0),
+            account=account, programme=programme, birthday=entry.birthday if entry is not None else None,
         )
 
     def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
@@ -265,7 +263,9 @@ class Desk:
             conflict: SaleConflict | None = None
             note: str | None = None
             closed: list[tuple[str, str]] = []  # holds this sale closed, for the book once committed
+            decision, programme = None, None
             checked_at = self.wall()
+            decided_at = datetime.fromtimestamp(checked_at, UTC)
             with self.journal.transaction() as tx:
                 existing = tx.find_sale(sale_key)
                 if existing is not None:
@@ -296,29 +296,28 @@ class Desk:
                         note = "the hold had lapsed: nothing redeemed; take payment"
                         hold = None
                     token = hold.token if hold is not None else (pending.token if pending else None)
-                    member = self.member(tx, token) if token else None
-                    captured = None
+                    member = self.member(tx, token, at=decided_at) if token else None
+                    capture = Capture(hold.hold_id, hold.points, hold.amount) if hold is not None else None
+                    sale, decision = decide_sale(
+                        rules=rules, site_id=self.settings.site_id, till_id=till_id, cashier_id=request.cashier,
+                        sale_id=request.sale_id, currency=request.currency, items=items, member=member,
+                        at=decided_at, capture=capture, benefits=bool(request.benefits))
+                    programme = member.programme if member is not None else None
                     if hold is not None:
-                        captured = capture_of(rules, items, Capture(hold.hold_id, hold.points, hold.amount))
-                        if not captured.points or (member is not None and member.status == "blocked"):
+                        if not sale.loyalty.points_redeemed:
                             # Nothing left for the points to pay (or the card was blocked since): the hold
                             # ends unused, said so, rather than vanish.
                             self.journal_release(tx, hold, "unused")
                             closed.append((hold.hold_id, "unused"))
                             note = "nothing in this sale could be paid with the points held: nothing redeemed"
-                            captured = None
                         else:
                             hold_rows.drop(tx.connection, hold.hold_id)
                             closed.append((hold.hold_id, "captured"))
-                    sale = decide_sale(rules=rules, site_id=self.settings.site_id, till_id=till_id,
-                                       cashier_id=request.cashier, sale_id=request.sale_id, currency=request.currency,
-                                       items=items, member=member, capture=captured)
-                    event = self.append(tx, sale, sale_key=sale_key)
+                    event = self.append(tx, sale, sale_key=sale_key, at=decided_at)  # the time the rules saw
                     if token:
                         day = event.occurred_at.astimezone(UTC).date()
-                        tx.add_ledger(event.seq, token, sale.loyalty.points_earned, "earn", day)
-                        if sale.loyalty.points_redeemed:
-                            tx.add_ledger(event.seq, token, -sale.loyalty.points_redeemed, "redeem", day)
+                        for move in sale_moves(sale, event.occurred_at, (self.settings.device_id, event.seq)):
+                            tx.add_ledger(event.seq, token, move.points, move.kind, day, move)  # type: ignore[arg-type]
                     masked = pending.masked if pending and pending.token == token else None
             self.closed(closed, checked_at)
             if existing is None:
@@ -334,12 +333,8 @@ class Desk:
             return SaleAnswer(sale_id=request.sale_id, status="conflict", loyalty=None, card=None,
                               message=f"sale_id {request.sale_id} was already used for a different sale; "
                                       "nothing earned")
-        loyalty = sale.loyalty
-        return SaleAnswer(
-            sale_id=sale.sale_id, status="ok", card=masked, message=note,
-            loyalty={"status": loyalty.status, "points": loyalty.points_earned, "balance": loyalty.balance,
-                     "redeemed": loyalty.points_redeemed if request.hold_id is not None else None},
-        )
+        return SaleAnswer(sale_id=sale.sale_id, status="ok", card=masked, message=note,
+                          loyalty=loyalty_answer(rules, request, sale, decision, programme, decided_at))
 
     def _conflict(self, tx: JournalTransaction, request: SaleRequest, items: list[LineItem], sale_key: str,
                   existing: Event) -> SaleConflict:
@@ -393,8 +388,9 @@ class Desk:
         self.notify()
         return len(expired)
 
-    def append(self, tx: JournalTransaction, event: Payload, *, sale_key: str) -> Event:
-        """Journal `event` now, stamped by this box's clock; the caller's transaction commits it."""
+    def append(self, tx: JournalTransaction, event: Payload, *, sale_key: str, at: datetime | None = None) -> Event:
+        """Journal `event`, stamped `at` (now) by this box's clock; the caller's transaction commits it."""
         return tx.append(type=event.event_type, payload=event.model_dump(mode="json"),
-                         event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)), occurred_at=datetime.now(UTC),
+                         event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),
+                         occurred_at=at or datetime.now(UTC),
                          clock_ok=self._clock_ok(), sale_key=sale_key)

@@ -7,11 +7,17 @@ so that a restart neither frees nor loses them. Times are wall-clock seconds (th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 HoldState = Literal["open", "captured", "released"]
+
+
+def new_hold_id() -> str:
+    """`h` and 16 hex digits, random: what the till sends back with the sale or the cancel."""
+    return "h" + os.urandom(8).hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from edge.decide import authorise
-from edge.desk import ANSWER_BUDGET_S, LATE_MARGIN_S, Desk, line_items
+from edge.desk import ANSWER_BUDGET_S, LATE_MARGIN_S, Desk
 from edge.devices.pos import (
     Authorisation,
     CancelRequest,
@@ -27,6 +27,7 @@ from edge.devices.pos import (
 )
 from edge.errors import StoreError
 from edge.holds import Hold
+from edge.receipt import line_items
 from edge.settings import TillSettings
 from edge.store import holds as hold_rows
 from protocol.events import RedemptionAuthorised, RedemptionReversed, SaleRecorded

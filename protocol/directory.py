@@ -19,6 +19,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol.account import Account
 from protocol.ids import ID_PATTERN
 
 DIRECTORY_SCHEMA: Final = "marquee.directory/1"
@@ -26,8 +27,9 @@ REQUEST_SCHEMA: Final = "marquee.directory-request/1"
 TOKEN_PATTERN = r"^[0-9a-f]{32,64}$"
 MEMBER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"
-MAX_PAGE_ENTRIES: Final = 2000
-"""Entries in one page: about 400 KB of JSON, well under a broker's message limit."""
+MAX_PAGE_ENTRIES: Final = 500
+"""Entries in one page: an entry with a full account (lots, a year of activity, passes) is about 1 KB, so a
+page stays near 500 KB, under EMQX's default 1 MB packet limit (Mosquitto's is far higher)."""
 
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
 Version = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -52,6 +54,9 @@ class DirectoryEntry(BaseModel):
     """Points the member redeemed on `redeemed_day` (UTC), as far as the hub knows."""
     birthday: Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")] | None = None
     """MM-DD only: enough for a birthday offer, never the year."""
+    account: Account | None = None
+    """The member's account as the hub folded it (lots, tier, activity, passes, the day's counters), with
+    the same watermark as `balance`; None from a hub that does not send it (the balance is then one lot)."""
 
 
 class DirectoryPage(BaseModel):

@@ -137,6 +137,12 @@ class LineItem(BaseModel):
     film: Annotated[str, _text(120)] | None = None
     hall: Annotated[str, _text(64)] | None = None
     showtime: UtcDatetime | None = None
+    category: Annotated[str, _text(64, 1)] | None = None
+    """What the rules group it under: a concession's (popcorn, drinks) or a ticket's (adult, child)."""
+    format: Annotated[str, _text(64, 1)] | None = None
+    """A ticket's format (2d, 3d, imax, premium)."""
+    genre: Annotated[str, _text(64, 1)] | None = None
+    """A ticket's genre as the till knows it; else the bundle's film catalogue gives it."""
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     unit_price: MinorUnits
 
@@ -144,6 +150,29 @@ class LineItem(BaseModel):
     def amount(self) -> int:
         """Line total in minor units."""
         return self.unit_price * self.quantity
+
+
+class EarnedPart(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    rule: Annotated[str, _text(80, 1)]
+    points: Annotated[int, Field(ge=0, le=10**12)]
+    sponsor: Annotated[str, _text(64, 1)] | None = None
+
+
+class BenefitLine(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    line: Annotated[int, Field(ge=0, le=199)]
+    amount: MinorUnits
+    reason: Literal["pass", "birthday", "member"]
+
+
+class PassUse(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    pass_id: Annotated[str, _text(64, 1)]
+    uses: Annotated[int, Field(ge=1, le=1000)]
 
 
 class LoyaltyOutcome(BaseModel):
@@ -164,6 +193,23 @@ class LoyaltyOutcome(BaseModel):
     """The earning rules that gave points, comma-separated."""
     rules_version: Annotated[int, Field(ge=0)] | None = None
     """The rule bundle the sale was decided under (0: the box's built-in default)."""
+    earned_by: Annotated[list[EarnedPart], Field(max_length=100)] = Field(default_factory=list)
+    """Points per rule (earning rule, tier, day part, campaign with its sponsor)."""
+    benefits: Annotated[list[BenefitLine], Field(max_length=400)] = Field(default_factory=list)
+    """Money off the sale's lines that the till applied (pass, birthday ticket, member discount)."""
+    discount: MinorUnits = 0
+    spend: MinorUnits | None = None
+    """Money the member paid (after benefits and points): what tiers and the spend discount count. None in
+    sales recorded before it was: the total less the money points paid."""
+    visit: bool | None = None
+    pass_uses: Annotated[list[PassUse], Field(max_length=20)] = Field(default_factory=list)
+    passes_bought: Annotated[list[Annotated[str, _text(64, 1)]], Field(max_length=50)] = Field(default_factory=list)
+    birthday_year: Annotated[int, Field(ge=1900, le=3000)] | None = None
+    """The birthday ticket this sale gave: the year it was for."""
+    tier: Annotated[str, _text(64, 1)] | None = None
+    programme: Annotated[str, _text(64, 1)] | None = None
+    capped: Annotated[str, _text(200)] | None = None
+    """Why the daily caps cut the points, when they did."""
 
 
 class SaleRecorded(Payload):

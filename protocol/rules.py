@@ -1,42 +1,28 @@
-"""The rule bundle HQ publishes to every box: earning and redemption, versioned and signed by the hub.
+"""The rule bundle HQ publishes to every box: every loyalty rule, versioned and signed by the hub.
 
-Pure: the box and the hub compute the same points from the same bundle and items (time, when a rule needs
-it, is an argument). A bundle refuses fields it does not know (`extra="forbid"`): a box must never run
-half of a newer bundle; it keeps its last good one and reports why (see `protocol.signing.verify_bundle`).
+Pure: the box and the hub compute the same figures from the same bundle and events (time, when a rule
+needs it, is an argument). A bundle refuses fields it does not know (`extra="forbid"`): a box must never
+run half of a newer bundle; it keeps its last good one and reports why (see `protocol.signing.verify_bundle`).
 
-Earning: each line item earns `basis_points` / 10,000 of its amount under the one rule that matches it,
-rounded down per line; a rule naming the item's SKU wins over a rule for its whole kind. Redemption: what
-points may pay for, at `points_per_unit` points per minor unit of money, and how much one member may
-redeem per day at a box that cannot reach the hub.
+The programme parts (earning, tiers, discount, expiry, burn, monthly bonus, birthday, passes, caps) are in
+`protocol.programme`; what a sale earns is `protocol.pricing`; a member's account over time is
+`protocol.account`. Redemption: what points may pay for, at `points_per_unit` points per minor unit of
+money, and how much one member may redeem per day at a box that cannot reach the hub.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.events import LineItem, UtcDatetime
+from protocol.calendar import zone
+from protocol.campaigns import first_conflict
+from protocol.events import UtcDatetime
+from protocol.programme import Campaign, DayPart, Earning, Film, ItemKind, Programme, ProgrammeRules
 
-RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-ItemKind = Literal["ticket", "concession"]
-Sku = Annotated[str, Field(min_length=1, max_length=64)]
 SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"
-
-
-class Earning(BaseModel):
-    """Points for the items of one kind, or only for the listed SKUs of it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rule_id: RuleId
-    kind: ItemKind
-    skus: tuple[Sku, ...] = ()
-    """Empty: every item of `kind` that no SKU rule names."""
-    basis_points: Annotated[int, Field(ge=0, le=100_000)]
-    """Points per 10,000 minor units of the line's amount (1,000 = 10 %); rounded down per line."""
 
 
 class Redemption(BaseModel):
@@ -60,8 +46,12 @@ class Redemption(BaseModel):
     """How long authorised points stay held for a sale the till has not confirmed."""
 
 
-class RuleBundle(BaseModel):
-    """Every rule a box applies, as HQ published it; `version` only ever grows."""
+class RuleBundle(ProgrammeRules):
+    """Every rule a box applies, as HQ published it; `version` only ever grows.
+
+    The bundle's own programme fields are the `default` programme's; `programmes` adds others, each a whole
+    set of its own. Redemption, day parts, the film catalogue and campaigns are chain-wide.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -70,55 +60,58 @@ class RuleBundle(BaseModel):
     """0 is the built-in default a box runs before its first bundle; HQ publishes from 1 on."""
     published_at: UtcDatetime
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    earning: tuple[Earning, ...] = ()
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    """The chain's time zone (IANA): days, weeks, months and day parts are local to it."""
     redemption: Redemption = Redemption()
+    programmes: Annotated[tuple[Programme, ...], Field(max_length=20)] = ()
+    day_parts: Annotated[tuple[DayPart, ...], Field(max_length=20)] = ()
+    films: Annotated[tuple[Film, ...], Field(max_length=2000)] = ()
+    campaigns: Annotated[tuple[Campaign, ...], Field(max_length=200)] = ()
     signature: Annotated[str, Field(pattern=SIGNATURE_PATTERN)] | None = None
 
     @model_validator(mode="after")
-    def _no_conflicting_rules(self) -> RuleBundle:
-        ids = [rule.rule_id for rule in self.earning]
+    def _references(self) -> RuleBundle:
+        zone(self.timezone)
+        ids = ["default", *(programme.programme_id for programme in self.programmes)]
         if len(ids) != len(set(ids)):
-            raise ValueError("earning rule ids must be unique")
-        kind_wide = [rule.kind for rule in self.earning if not rule.skus]
-        if len(kind_wide) != len(set(kind_wide)):
-            raise ValueError("two earning rules cover every item of one kind; keep one")
-        named = [(rule.kind, sku) for rule in self.earning for sku in rule.skus]
-        if len(named) != len(set(named)):
-            raise ValueError("a SKU is named by two earning rules of its kind")
+            raise ValueError("programme ids must be unique (and not 'default': the bundle's own rules are it)")
+        parts = {part.day_part_id for part in self.day_parts}
+        if len(parts) != len(self.day_parts):
+            raise ValueError("day part ids must be unique")
+        titles = [film.title.casefold() for film in self.films]
+        if len(titles) != len(set(titles)):
+            raise ValueError("a film is listed twice in the catalogue")
+        for rules in (self, *self.programmes):
+            for rule in rules.earning:
+                for part in rule.day_parts:
+                    if part not in parts:
+                        raise ValueError(f"earning rule {rule.rule_id} names day part {part!r}, which is not defined")
+        campaign_ids = [campaign.campaign_id for campaign in self.campaigns]
+        if len(campaign_ids) != len(set(campaign_ids)):
+            raise ValueError("campaign ids must be unique")
+        for campaign in self.campaigns:
+            for part in campaign.match.day_parts:
+                if part not in parts:
+                    raise ValueError(f"campaign {campaign.campaign_id} names day part {part!r}, which is not defined")
+            for programme in campaign.match.programmes:
+                if programme not in ids:
+                    raise ValueError(f"campaign {campaign.campaign_id} names programme {programme!r}, which is "
+                                     "not in the bundle")
+        problem = first_conflict(self.campaigns, self.genres_of, {part.day_part_id: part for part in self.day_parts})
+        if problem:
+            raise ValueError(problem)
         return self
 
-    def rule_for(self, item: LineItem) -> Earning | None:
-        """The earning rule that applies to `item`: one naming its SKU, else its kind's, else none."""
-        fallback = None
-        for rule in self.earning:
-            if rule.kind != item.kind:
-                continue
-            if item.sku in rule.skus:
-                return rule
-            if not rule.skus:
-                fallback = rule
-        return fallback
+    def rules_for(self, programme_id: str | None) -> ProgrammeRules:
+        """The rules of programme `programme_id`: the bundle's own for `default` or one it does not know."""
+        return next((programme for programme in self.programmes if programme.programme_id == programme_id), self)
 
-
-def points_earned(
-    bundle: RuleBundle, items: Sequence[LineItem], paid_with_points: Sequence[int] = ()
-) -> tuple[int, tuple[str, ...]]:
-    """Points the items earn under `bundle`, and the ids of the rules that earned them (in bundle order).
-
-    `paid_with_points[i]` is the part of line i's amount paid with points: it earns nothing.
-    """
-    total = 0
-    used: set[str] = set()
-    for index, item in enumerate(items):
-        rule = bundle.rule_for(item)
-        if rule is None:
-            continue
-        paid = paid_with_points[index] if index < len(paid_with_points) else 0
-        points = max(0, item.amount - paid) * rule.basis_points // 10_000
-        if points:
-            total += points
-            used.add(rule.rule_id)
-    return total, tuple(rule.rule_id for rule in bundle.earning if rule.rule_id in used)
+    def genres_of(self, title: str | None) -> tuple[str, ...]:
+        """The genres the catalogue gives the film `title` (none when it is not listed)."""
+        if title is None:
+            return ()
+        folded = title.casefold()
+        return next((film.genres for film in self.films if film.title.casefold() == folded), ())
 
 
 def default_bundle(currency: str, published_at: datetime) -> RuleBundle:

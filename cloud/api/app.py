@@ -33,11 +33,11 @@ API_PREFIX = "/api/v1"
 
 # Three engines over one database, each with its own pool, so that none can make another wait for a
 # connection: the API's (requests; SQLAlchemy's usual 5 + 10, but a request gives up after 10 s rather
-# than 30 and answers 503), ingest's (one message at a time on paho's thread; a spare for safety) and
-# the health probe's (one query a second). With SQLite they are several connections to one WAL file:
-# readers never block the writer, and busy_timeout makes writers queue.
+# than 30 and answers 503), ingest's (one message at a time on paho's thread, the directory publisher and
+# the rules clock: a connection each) and the health probe's (one query a second). With SQLite they are
+# several connections to one WAL file: readers never block the writer, and busy_timeout makes writers queue.
 API_POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
-INGEST_POOL = {"pool_size": 2, "max_overflow": 0, "pool_timeout": 30}
+INGEST_POOL = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 30}
 PROBE_POOL = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
 
 

@@ -65,6 +65,8 @@ events = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     # The whole event as received, unknown fields included, so a later hub can re-read what it skipped.
     sa.Column("body", JsonDoc, nullable=False),
+    # A period's events in time order (the backtest's pages, reports) without scanning the table.
+    sa.Index("ix_events_time", "occurred_at", "device_id", "seq"),
 )
 
 box_office = sa.Table(
@@ -188,6 +190,11 @@ members = sa.Table(
     sa.Column("seen", JsonDoc, nullable=True),
     sa.Column("redeemed_day", sa.Date, nullable=True),
     sa.Column("redeemed", sa.BigInteger, nullable=False, server_default="0"),
+    # The member's account (`protocol.account.Account` as JSON: lots, tier, activity, passes) folded from
+    # their ledger under the running bundle; `balance` is its balance. `account_due`: the next instant a
+    # time rule (month start, inactivity burn) has something to do for it, when the rules clock takes it.
+    sa.Column("account", JsonDoc, nullable=True),
+    sa.Column("account_due", UtcDateTime, nullable=True, index=True),
     sa.CheckConstraint("status IN ('active', 'anonymous', 'suspended', 'erased')", name="status"),
 )
 
@@ -206,7 +213,9 @@ member_cards = sa.Table(
 )
 
 # Every change of points, in event time: earned and redeemed at tills (one row per event, by device and
-# seq), carried over by an import, adjusted by HQ. A member's balance is the sum of their rows.
+# seq), carried over by an import, adjusted by HQ; and what the time-based rules did, derived from those
+# (kinds expiry, burn, bonus, tier; no device), rewritten when a late event refolds the member. A member's
+# balance is the sum of their rows.
 member_ledger = sa.Table(
     "member_ledger",
     metadata,
@@ -222,6 +231,9 @@ member_ledger = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("sale_id", sa.String(64), nullable=True),
     sa.Column("rules_version", sa.BigInteger, nullable=True),
+    # Earn rows: what the rules count (spend, visit, earning_sale, pass_uses, passes_bought, birthday_year);
+    # derived rows: {"detail": which lots, months or tiers}.
+    sa.Column("detail", JsonDoc, nullable=True),
     sa.UniqueConstraint("device_id", "seq", "kind", name="uq_member_ledger_device_seq_kind"),
     sa.Index("ix_member_ledger_member_time", "member_id", "occurred_at"),
 )

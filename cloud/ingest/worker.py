@@ -16,6 +16,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.ingest.counters import IngestCounters
 from cloud.ingest.handler import MessageHandler
+from cloud.members.clock import RulesClock
 from cloud.members.publisher import DirectoryPublisher
 from cloud.settings import HubSettings
 from protocol.topics import DIRECTORY_REQUESTS_ALL, EVENTS_ALL, STATUS_ALL, shared
@@ -35,6 +36,7 @@ class IngestWorker:
         self._subscribed = False
         self.handler = MessageHandler(engine, self._publish)
         self.directory = DirectoryPublisher(engine, settings.rules_key_file, self._publish)
+        self.clock = RulesClock(engine, settings.rules_clock_s, on_change=self.directory.notify)
 
     @property
     def connected(self) -> bool:
@@ -83,6 +85,7 @@ class IngestWorker:
         self._client = client  # before the network thread starts: acks are published through it
         client.loop_start()
         self.directory.start()
+        self.clock.start()
         log.info("ingest connecting to mqtt://%s:%d", settings.mqtt_host, settings.mqtt_port)
 
     def stop(self) -> None:
@@ -90,6 +93,7 @@ class IngestWorker:
         client, self._client = self._client, None
         if client is None:
             return
+        self.clock.stop()
         self.directory.stop()
         client.disconnect()
         client.loop_stop()

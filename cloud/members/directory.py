@@ -7,7 +7,7 @@ publisher reading "everything above N" never skips one committed later.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,26 +44,39 @@ def entry_of(member: Any, card: Any) -> dict[str, Any]:
         entry["redeemed_day"] = member.redeemed_day.isoformat()
     if member.birthday_md:
         entry["birthday"] = member.birthday_md
+    if member.account is not None:
+        # With the balance's watermark: a box folds its own later events on top (None: one lot).
+        entry["account"] = member.account
     return entry
 
 
 def publish_member(conn: sa.Connection, member_id: str, at: datetime) -> int:
     """Record the current entry of every card of `member_id` as a change; returns how many."""
-    member = conn.execute(sa.select(members).where(members.c.member_id == member_id)).one()
-    cards = conn.execute(sa.select(member_cards).where(member_cards.c.member_id == member_id)
-                         .order_by(member_cards.c.card_token)).all()
-    if not cards:
+    return publish_members(conn, [member_id], at)
+
+
+def publish_members(conn: sa.Connection, member_ids: Sequence[str], at: datetime) -> int:
+    """Record the current entry of every card of these members as changes, in a few statements (the counter
+    row stays locked from here to the commit); returns how many."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return 0
+    rows = conn.execute(
+        sa.select(member_cards, members).join(members, members.c.member_id == member_cards.c.member_id)
+        .where(member_cards.c.member_id.in_(ids)).order_by(member_cards.c.member_id, member_cards.c.card_token)
+    ).all()
+    if not rows:
         return 0
     # A card's newer entry supersedes its older ones: the log keeps one change per card (and removals), so
     # it never grows with sales, and a box catching up gets each card once.
     conn.execute(directory_changes.delete().where(
-        directory_changes.c.card_token.in_([card.card_token for card in cards])))
-    first = _take_versions(conn, len(cards))
+        directory_changes.c.card_token.in_([row.card_token for row in rows])))
+    first = _take_versions(conn, len(rows))
     conn.execute(directory_changes.insert(), [
-        {"version": first + n, "card_token": card.card_token, "entry": entry_of(member, card), "changed_at": at}
-        for n, card in enumerate(cards)
+        {"version": first + n, "card_token": row.card_token, "entry": entry_of(row, row), "changed_at": at}
+        for n, row in enumerate(rows)
     ])
-    return len(cards)
+    return len(rows)
 
 
 def forget_tokens(conn: sa.Connection, tokens: list[str], at: datetime) -> None:

@@ -1,9 +1,10 @@
 """The points ledger at the hub: every event that moved a card's points, in event time, per member.
 
-Ingest calls `apply_sales` in the batch's own transaction (so the ack still promises it): a card no
+Ingest calls `apply_moves` in the batch's own transaction (so the ack still promises it): a card no
 member holds starts an anonymous account that a later enrolment claims, with its history. A member's
-balance is the sum of their ledger rows; `seen` says, per device, the highest seq the balance includes
-(ingest takes each device's events in seq order, so every earlier event of that device is in).
+account is folded from their ledger's moves (`cloud.members.accounts`), and what the time-based rules did is
+in the ledger too, so the balance is the sum of their rows; `seen` says, per device, the highest seq the
+balance includes (ingest takes each device's events in seq order, so every earlier event of that device is in).
 """
 
 from __future__ import annotations
@@ -11,44 +12,52 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from cloud.db.dialect import insert_or_ignore
 from cloud.db.schema import member_cards, member_ledger, members
-from cloud.members.directory import publish_member
+from cloud.members.accounts import fold_in, move_detail, refold, running_bundle, stored_account
+from cloud.members.directory import publish_member, publish_members
 from cloud.members.overdrafts import check_overdraft
+from protocol.account import Move
 from protocol.events import Event, RedemptionReversed, SaleRecorded
+from protocol.loyalty import reversal_move, sale_moves
 
 
 @dataclass(frozen=True, slots=True)
 class PointsMove:
-    """One event's effect on one card's points."""
+    """One event's effect on one card's account."""
 
     event: Event
     site_id: str
     card_token: str
-    kind: str
-    points: int
+    move: Move
     sale_id: str | None
     rules_version: int | None
 
+    @property
+    def kind(self) -> str:
+        return self.move.kind
+
+    @property
+    def points(self) -> int:
+        return self.move.points
+
 
 def moves_of(event: Event, payload: object, site_id: str) -> list[PointsMove]:
-    """What an event did to its card's points: a sale earns and may redeem (a captured hold), a reversal
-    gives redeemed points back. Nothing for a sale without a card."""
+    """What an event did to its card's account, derived as the box derives it: a sale earns (and counts
+    spend, visit, passes) and may redeem (a captured hold), a reversal gives redeemed points back. Nothing
+    for a sale without a card or with a blocked one."""
+    order = (event.device_id, event.seq)
     if isinstance(payload, SaleRecorded) and payload.card_token is not None:
-        loyalty = payload.loyalty
-        moves = [PointsMove(event, site_id, payload.card_token, "earn", loyalty.points_earned, payload.sale_id,
-                            loyalty.rules_version)]
-        if loyalty.points_redeemed:
-            moves.append(PointsMove(event, site_id, payload.card_token, "redeem", -loyalty.points_redeemed,
-                                    payload.sale_id, loyalty.rules_version))
-        return moves
+        return [PointsMove(event, site_id, payload.card_token, move, payload.sale_id, payload.loyalty.rules_version)
+                for move in sale_moves(payload, event.occurred_at, order)]
     if isinstance(payload, RedemptionReversed):
-        return [PointsMove(event, site_id, payload.card_token, "reversal", payload.points, payload.sale_id, None)]
+        return [PointsMove(event, site_id, payload.card_token, reversal_move(payload, event.occurred_at, order),
+                           payload.sale_id, None)]
     return []
 
 
@@ -71,7 +80,8 @@ def _holders(conn: sa.Connection, tokens: Sequence[str], at: datetime) -> dict[s
 
 
 def apply_moves(conn: sa.Connection, moves: Sequence[PointsMove], *, received_at: datetime) -> None:
-    """Ledger the moves, update each member's balance and watermark, and change their directory entries."""
+    """Ledger the moves, fold them into each member's account, update balance and watermark, and change their
+    directory entries."""
     if not moves:
         return
     holders = _holders(conn, [move.card_token for move in moves], received_at)
@@ -80,15 +90,16 @@ def apply_moves(conn: sa.Connection, moves: Sequence[PointsMove], *, received_at
     rows = {row.member_id: row for row in conn.execute(
         sa.select(members).where(members.c.member_id.in_(touched)).order_by(members.c.member_id).with_for_update())}
     state: dict[str, dict[str, Any]] = {
-        member_id: {"balance": int(row.balance), "seen": dict(row.seen or {}), "redeemed_day": row.redeemed_day,
-                    "redeemed": int(row.redeemed)} for member_id, row in rows.items()}
+        member_id: {"seen": dict(row.seen or {}), "redeemed_day": row.redeemed_day, "redeemed": int(row.redeemed)}
+        for member_id, row in rows.items()}
     ledger_rows = []
     redeemed_days: dict[str, set[Any]] = {}
+    new_moves: dict[str, list[Move]] = {}
     for move in moves:
         member_id = holders[move.card_token]
         current = state[member_id]
         event = move.event
-        current["balance"] += move.points
+        new_moves.setdefault(member_id, []).append(move.move)
         current["seen"][event.device_id] = max(current["seen"].get(event.device_id, 0), event.seq)
         if move.kind == "redeem":
             redeemed_days.setdefault(member_id, set()).add(event.occurred_at.date())
@@ -102,15 +113,16 @@ def apply_moves(conn: sa.Connection, moves: Sequence[PointsMove], *, received_at
             "member_id": member_id, "card_token": move.card_token, "kind": move.kind, "points": move.points,
             "occurred_at": event.occurred_at, "recorded_at": received_at, "site_id": move.site_id,
             "device_id": event.device_id, "seq": event.seq, "sale_id": move.sale_id,
-            "rules_version": move.rules_version,
+            "rules_version": move.rules_version, "detail": move_detail(move.move),
         })
     conn.execute(member_ledger.insert(), ledger_rows)
+    bundle = running_bundle(conn)
     for member_id in touched:
+        values = fold_in(conn, rows[member_id], new_moves[member_id], bundle, at=received_at)
         conn.execute(members.update().where(members.c.member_id == member_id).values(
-            updated_at=received_at, **state[member_id]))
-        check_overdraft(conn, member_id, state[member_id]["balance"], redeemed_days.get(member_id, set()),
-                        received_at)
-        publish_member(conn, member_id, received_at)
+            updated_at=received_at, **state[member_id], **values))
+        check_overdraft(conn, member_id, values["balance"], redeemed_days.get(member_id, set()), received_at)
+    publish_members(conn, touched, received_at)
 
 
 def lock_members(conn: sa.Connection, member_ids: Sequence[str]) -> None:
@@ -119,10 +131,13 @@ def lock_members(conn: sa.Connection, member_ids: Sequence[str]) -> None:
                  .order_by(members.c.member_id).with_for_update()).all()
 
 
-def recompute(conn: sa.Connection, member_id: str) -> None:
-    """Set a member's balance, watermark and day's redemptions from their ledger rows (after a merge). The
-    caller holds the member's row lock (`lock_members`): a batch ingested meanwhile cannot be overwritten."""
+def recompute(conn: sa.Connection, member_id: str, *, at: datetime | None = None) -> None:
+    """Refold a member's account from their ledger rows and set balance, watermark and day's redemptions
+    (after a merge, or events leaving the ledger). The caller holds the member's row lock (`lock_members`): a
+    batch ingested meanwhile cannot be overwritten."""
     lock_members(conn, [member_id])
+    member = conn.execute(sa.select(members.c.programme, members.c.account)
+                          .where(members.c.member_id == member_id)).one()
     rows = conn.execute(sa.select(member_ledger.c.points, member_ledger.c.kind, member_ledger.c.device_id,
                                   member_ledger.c.seq, member_ledger.c.occurred_at)
                         .where(member_ledger.c.member_id == member_id)).all()
@@ -132,9 +147,12 @@ def recompute(conn: sa.Connection, member_id: str) -> None:
             seen[row.device_id] = max(seen.get(row.device_id, 0), int(row.seq))
     redemptions = [row for row in rows if row.kind in ("redeem", "reversal")]
     day = max((row.occurred_at.date() for row in redemptions), default=None)
+    account = stored_account(member.account)
+    values = refold(conn, member_id, member.programme, running_bundle(conn), at=at or datetime.now(UTC),
+                    until=account.as_of if account is not None else None)
     conn.execute(members.update().where(members.c.member_id == member_id).values(
-        balance=sum(int(row.points) for row in rows), seen=seen, redeemed_day=day,
-        redeemed=max(0, sum(-int(row.points) for row in redemptions if row.occurred_at.date() == day))))
+        seen=seen, redeemed_day=day,
+        redeemed=max(0, sum(-int(row.points) for row in redemptions if row.occurred_at.date() == day)), **values))
 
 
 def ledger_of(conn: sa.Connection, member_id: str, *, limit: int, before_id: int | None = None) -> list[Any]:
@@ -161,6 +179,6 @@ def unledger_from(conn: sa.Connection, *, device_id: str, start: int, at: dateti
     lock_members(conn, touched)
     conn.execute(member_ledger.delete().where(member_ledger.c.device_id == device_id, member_ledger.c.seq >= start))
     for member_id in touched:
-        recompute(conn, member_id)
+        recompute(conn, member_id, at=at)
         conn.execute(members.update().where(members.c.member_id == member_id).values(updated_at=at))
         publish_member(conn, member_id, at)

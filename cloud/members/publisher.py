@@ -58,6 +58,14 @@ class DirectoryPublisher:
 
     def start(self) -> None:
         if self._thread is None:
+            # Where to publish from, known before anything can change: a change made while the thread starts
+            # is published, not taken for one the boxes already have.
+            try:
+                with self._engine.connect() as conn:
+                    self._published = current_version(conn)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("directory publisher: %s; it starts from the version it reads first",
+                            str(exc).splitlines()[0][:200])
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="directory-publisher", daemon=True)
             self._thread.start()

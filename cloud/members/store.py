@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from cloud.db.schema import member_cards, member_ledger, members
 from cloud.errors import ConfigError, MemberError
+from cloud.members.accounts import reprogramme
 from cloud.members.cards import token_and_label
 from cloud.members.directory import forget_tokens, publish_member
 from cloud.members.ledger import lock_members, recompute
@@ -121,7 +122,7 @@ def enrol(conn: sa.Connection, vault: MemberVault, cards: CardContext, draft: Me
     if draft.opening_balance:
         conn.execute(member_ledger.insert().values(
             member_id=member_id, kind="import", points=draft.opening_balance, occurred_at=at, recorded_at=at))
-    recompute(conn, member_id)
+    recompute(conn, member_id, at=at)
     publish_member(conn, member_id, at)
     return member_id
 
@@ -140,8 +141,10 @@ def update(conn: sa.Connection, vault: MemberVault, member_id: str, changes: dic
         values.update(_sealed(vault, member_id, merged, row.wrapped_key))
         if row.status == "anonymous":
             values.update(status="active", enrolled_at=at)
-    if "programme" in changes:
-        values["programme"] = changes["programme"]
+    if "programme" in changes and changes["programme"] != row.programme:
+        # The account stays (points, history, activity); its tier is what it qualifies for in the new one.
+        lock_members(conn, [member_id])
+        values.update(programme=changes["programme"], **reprogramme(conn, member_id, changes["programme"], at=at))
     if "status" in changes:
         if row.status == "anonymous" and changes["status"] == "active" and profile_changes is None:
             raise MemberError("invalid", "status: an anonymous account becomes active by enrolment (a profile)")
@@ -176,7 +179,7 @@ def add_card(conn: sa.Connection, cards: CardContext, member_id: str, card: Card
         conn.execute(member_cards.update().where(member_cards.c.member_id == holder).values(member_id=member_id))
         conn.execute(member_ledger.update().where(member_ledger.c.member_id == holder).values(member_id=member_id))
         conn.execute(members.delete().where(members.c.member_id == holder))
-        recompute(conn, member_id)
+        recompute(conn, member_id, at=at)
     else:
         conn.execute(member_cards.insert().values(card_token=token, member_id=member_id, state="active", label=label,
                                                   added_at=at, state_at=at))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from edge.devices.pos_messages import (
     ID_PATTERN,
+    OPTIONAL_LOYALTY,
     SALE_ID_PATTERN,
     Authorisation,
     CancelRequest,
@@ -226,8 +227,13 @@ def encode_request(request: PosRequest) -> bytes:
 
 def encode_answer(answer: SaleAnswer | Authorisation | Released) -> bytes:
     """A full frame carrying `answer` (what the box sends back); a v1 answer stays exactly v1."""
-    if isinstance(answer, SaleAnswer) and answer.loyalty is not None and answer.loyalty.redeemed is None:
-        return encode_frame(answer.model_dump_json(exclude={"loyalty": {"redeemed"}}).encode("utf-8"))
+    if isinstance(answer, SaleAnswer) and answer.loyalty is not None:
+        # A v1.2 answer (it has `earned_by`) shows every v1.2 field, null ones too; older ones none of them.
+        v12 = answer.loyalty.earned_by is not None
+        absent = {name for name in OPTIONAL_LOYALTY if getattr(answer.loyalty, name) is None
+                  and (name == "redeemed" or not v12)}
+        if absent:
+            return encode_frame(answer.model_dump_json(exclude={"loyalty": absent}).encode("utf-8"))
     return encode_frame(answer.model_dump_json().encode("utf-8"))
 
 

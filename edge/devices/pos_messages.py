@@ -28,6 +28,7 @@ IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 # JSON escapes can smuggle control characters (\u0000) past the framing's byte check: refuse them here.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=PRINTABLE)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
 Price = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]  # minor units
 Qty = Annotated[int, Field(strict=True, ge=1, le=999)]
@@ -59,6 +60,12 @@ class SaleItem(_Message):
     hall: IdStr | None = None
     showtime: Showtime | None = None
     description: ShortText | None = None
+    category: Label | None = None
+    """v1.2: what the rules group the item under (popcorn, drinks; adult, child)."""
+    format: Label | None = None
+    """v1.2: a ticket's format (2d, 3d, imax, premium)."""
+    genre: Label | None = None
+    """v1.2: a ticket's genre, when the till knows it."""
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> SaleItem:
@@ -92,6 +99,9 @@ class SaleRequest(_Message):
     currency: Currency
     items: Items
     hold_id: HoldIdStr | None = None
+    benefits: bool | None = None
+    """v1.2: present, the till prints what the rules gave (earned by rule, tier, passes, birthday ticket);
+    true, it also applies the money off the answer gives (pass, birthday ticket, member discount)."""
 
     @property
     def total(self) -> int:
@@ -131,14 +141,61 @@ class CancelRequest(_Message):
 PosRequest = SaleRequest | RedeemRequest | CancelRequest
 
 
+class EarnedLine(_Message):
+    """v1.2: points one rule gave (an earning rule, `tier:<id>`, `daypart:<id>`, `campaign:<id>`)."""
+
+    rule: str
+    points: int
+
+
+class BenefitLine(_Message):
+    """v1.2: money off one line of the sale (0-based; null: summed over several lines), and why."""
+
+    line: int | None
+    amount: int
+    reason: Literal["pass", "birthday", "member"]
+
+
+class TierLine(_Message):
+    """v1.2: the member's tier and what it lets the till offer."""
+
+    id: str
+    name: str
+    free_upgrade: bool = False
+    early_booking: bool = False
+
+
+class PassLine(_Message):
+    """v1.2: a subscription pass the member holds, after this sale."""
+
+    id: str
+    name: str
+    left_this_week: int
+    left_today: int
+    valid_to: str
+
+
 class Loyalty(_Message):
     """The loyalty part of an answer: points earned by this sale and the balance after it; `redeemed` (v1.1,
-    only for a sale that captured a hold) the points it was paid with."""
+    only for a sale that captured a hold) the points it was paid with; the rest (v1.2, only for a request
+    with `benefits`) what the till prints."""
 
     status: Literal["earned", "no_card", "unavailable", "blocked"]
     points: int = 0
     balance: int | None = None
     redeemed: int | None = None
+    earned_by: list[EarnedLine] | None = None
+    discount: int | None = None
+    benefits: list[BenefitLine] | None = None
+    tier: TierLine | None = None
+    passes: list[PassLine] | None = None
+    birthday_reward: Literal["available", "used"] | None = None
+    capped: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+OPTIONAL_LOYALTY = frozenset({"redeemed", "earned_by", "discount", "benefits", "tier", "passes", "birthday_reward",
+                              "capped"})
+"""Answer fields a till gets only when its request speaks the version that brought them."""
 
 
 def mask_card_id(card_id: str) -> str:

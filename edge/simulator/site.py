@@ -15,15 +15,15 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge.devices import pos
 from edge.errors import FrameError, PosRequestError
 from edge.simulator.catalogue import programme, sale_request
 from edge.simulator.pty import PtyEnd, create_pty_link
 from edge.simulator.readers import ReaderOptions, SimCard, VirtualReader, member_cards
+from edge.simulator.stats import RulesTally, SimStats
 from edge.simulator.tcp_till import TcpTillEnd
 
 __all__ = [
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RESENDS = 3  # the POS resends a NAKed frame at most 3 times (docs/pos-protocol.md)
 CARD_RATE = 0.7  # share of sales where the customer shows a loyalty card
+
 
 def member_card_ids(seed: int | None, members: int) -> list[str]:
     """The simulated members' fobs as an RDM6300 reads them (10 hex chars), the same for the same seed."""
@@ -49,45 +50,6 @@ class SimReader:
     options: ReaderOptions = ReaderOptions()
 
 
-@dataclass
-class SimStats:
-    """What the simulator did and saw; `stats["answered"]` works as well as `stats.answered`."""
-
-    sales_sent: int = 0
-    answered: int = 0
-    unanswered: int = 0
-    gave_up: int = 0  # NAKed more than MAX_RESENDS times
-    interrupted: int = 0  # stop() came while waiting for an answer
-    ok: int = 0
-    rejected: int = 0
-    errors: int = 0
-    naks: int = 0
-    resends: int = 0
-    corrupted_sent: int = 0
-    bad_answers: int = 0
-    stale_answers: int = 0
-    cards_presented: int = 0
-    card_frames: int = 0
-    noise_bursts: int = 0
-    reader_faults: int = 0
-    unplugs: int = 0
-    points_seen: int = 0
-    redeems_sent: int = 0
-    authorised: int = 0
-    declined: int = 0
-    points_redeemed: int = 0
-    answer_ms_max: float = 0.0
-    answer_ms_total: float = 0.0
-    by_loyalty: dict[str, int] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain dict, for logs and JSON."""
-        return asdict(self)
-
-
 class SiteSimulator:
     """One till and its card readers; `start()` sells in the background, `run_sales` now.
 
@@ -96,7 +58,9 @@ class SiteSimulator:
     noise, a partial or damaged frame); half of it is the chance that a sale frame first goes out with a
     damaged LRC. `unplug_every` (seconds) pulls a random reader's plug for `unplug_for` seconds now and
     then. `redeem_rate`: the chance that a member with a card pays part of the sale with points (a redeem,
-    then the sale with its hold). `pace` scales the human pauses (tests use 0.01).
+    then the sale with its hold). `pass_rate`: the chance that a member with a card buys the chain's pass
+    with the sale. Every sale asks for the benefits the rules give (v1.2); the stats count what the answers
+    showed. `pace` scales the human pauses (tests use 0.01).
     """
 
     def __init__(
@@ -118,6 +82,7 @@ class SiteSimulator:
         unplug_every: float | None = None,
         unplug_for: float = 2.0,
         redeem_rate: float = 0.0,
+        pass_rate: float = 0.0,
     ) -> None:
         if not re.fullmatch(pos.ID_PATTERN, till_id):
             raise ValueError(f"till id {till_id!r} does not match {pos.ID_PATTERN}")
@@ -138,12 +103,15 @@ class SiteSimulator:
         self.unplug_every = unplug_every
         self.unplug_for = unplug_for
         self.redeem_rate = redeem_rate  # of sales with a member card: the member pays part with points
+        self.pass_rate = pass_rate  # of sales with a member card: the member buys the pass
         self._rng = random.Random(seed)
         self.readers = [VirtualReader(spec.kind, spec.link, rng=self._rng, options=spec.options, pace=pace)
                         for spec in specs]
         self._showings = programme(self._rng)
         self._sale_no = 0
         self._stats = SimStats()
+        self._tally = RulesTally(self._stats)
+        self._card: str | None = None  # the member card shown for the sale under way
         self._pos: PtyEnd | TcpTillEnd | None = None
         self._opened = False
         self._parser = pos.PosFrameParser()
@@ -155,7 +123,7 @@ class SiteSimulator:
     def stats(self) -> SimStats:
         """A snapshot of the counters."""
         # No lock: the sale lock is held for a whole sale, and a snapshot a few counts stale is fine.
-        return replace(self._stats, by_loyalty=dict(self._stats.by_loyalty))
+        return self._stats.snapshot()
 
     def open(self) -> None:
         """Create the pty links (idempotent); start() and run_sales() call it. A TCP till dials on its first sale."""
@@ -249,7 +217,10 @@ class SiteSimulator:
                 # A cashier takes a moment between the beep and the total; the agent also needs the card
                 # to arrive before the sale it belongs to, so keep a floor whatever the pace.
                 self._stop.wait(max(0.02, self._rng.uniform(0.3, 1.5) * self.pace))
-            request = self._build_request()
+            self._card = card.fob_hex if card is not None else None
+            buys_pass = card is not None and self._rng.random() < self.pass_rate
+            self._stats.passes_bought += buys_pass
+            request = self._build_request(buys_pass)
             hold_id = None
             if card is not None and self._rng.random() < self.redeem_rate:
                 hold_id = self._redeem(self._pos, request)
@@ -352,6 +323,7 @@ class SiteSimulator:
             stats.by_loyalty[answer.loyalty.status] = stats.by_loyalty.get(answer.loyalty.status, 0) + 1
             stats.points_seen += answer.loyalty.points
             stats.points_redeemed += answer.loyalty.redeemed or 0
+            self._tally.count(request, answer.loyalty, self._card)
         logger.debug("simulator: sale %s answered %s in %.1f ms", request.sale_id, answer.status, elapsed_ms)
         return answer
 
@@ -361,10 +333,10 @@ class SiteSimulator:
             if isinstance(item, pos.PosFrame):
                 self._stats.stale_answers += 1
 
-    def _build_request(self) -> pos.SaleRequest:
+    def _build_request(self, buys_pass: bool) -> pos.SaleRequest:
         self._sale_no += 1
         return sale_request(self._rng, self._showings, sale_id=f"S-{self.till_id}-{self.run_id}-{self._sale_no}",
-                            till_id=self.till_id, currency=self.currency)
+                            till_id=self.till_id, currency=self.currency, buys_pass=buys_pass)
 
 
 def run_simulator_forever(sim: SiteSimulator, stop_event: threading.Event) -> None:

@@ -1,9 +1,10 @@
 """The member directory on the box: the hub's pages applied to their own SQLite file, `directory.db`.
 
-Plain columns hold what a decision reads (member id, programme, status, balance, watermarks); what is
-personal (the birthday, and any field a newer hub adds) is sealed with AES-GCM, bound to its token, so
-nothing on the disk reads as a birthday. An erased member's rows are overwritten, not just unlinked:
-`secure_delete` zeroes what a delete frees, and a checkpoint then rewrites the file and empties the WAL.
+Plain columns hold what a lookup filters on (member id, programme, status, balance, watermarks); what is
+personal (the birthday, the account with its visits and spend, and any field a newer hub adds) is sealed
+with AES-GCM, bound to its token, so nothing on the disk reads as a birthday or a spending habit. An erased
+member's rows are overwritten, not just unlinked: `secure_delete` zeroes what a delete frees, and a checkpoint
+then rewrites the file and empties the WAL.
 
 A snapshot is staged page by page in `staged_entries` and becomes the directory in one transaction once
 every page of its version is in: the live table is dropped (its pages zeroed) and the staged one renamed.
@@ -168,6 +169,8 @@ class Directory:
         private: dict[str, Any] = dict(entry.model_extra or {})
         if entry.birthday is not None:
             private["birthday"] = entry.birthday
+        if entry.account is not None:
+            private["account"] = entry.account.model_dump(mode="json")
         sealed = self._sealer.seal(_JSON.encode(private).encode(), entry.token.encode()) if private else None
         return (entry.token, entry.member_id, entry.programme, entry.status, entry.balance, _JSON.encode(entry.seen),
                 entry.redeemed_day.isoformat() if entry.redeemed_day else None, entry.redeemed, sealed)

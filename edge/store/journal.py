@@ -28,6 +28,7 @@ from edge.errors import StoreError, UnreadableRow
 from edge.store import ledger
 from edge.store.crypto import Sealer
 from edge.store.layout import JournalStats, connect, create_schema, read_stats
+from protocol.account import Move
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, HASH_PATTERN, Event
 from protocol.messages import LostEvent
@@ -332,9 +333,11 @@ class JournalTransaction:
         row = self._conn.execute("SELECT seq, body FROM journal WHERE sale_key = ?", (sale_key,)).fetchone()
         return self._j._decode(int(row[0]), bytes(row[1])) if row else None
 
-    def add_ledger(self, seq: int, card_token: str, points: int, kind: ledger.LedgerKind, day: date) -> None:
-        """Record the points of event `seq` on a card (earned positive, redeemed negative; `day` UTC)."""
-        ledger.add(self._conn, seq, card_token, points, kind, day)
+    def add_ledger(self, seq: int, card_token: str, points: int, kind: ledger.LedgerKind, day: date,
+                   move: Move | None = None) -> None:
+        """Record the points of event `seq` on a card (earned positive, redeemed negative; `day` UTC) and the
+        move the account folds."""
+        ledger.add(self._conn, seq, card_token, points, kind, day, move)
 
     def forget_cards(self, tokens: Sequence[str]) -> None:
         """Drop the ledger rows of these cards (an erased member's)."""
@@ -343,6 +346,10 @@ class JournalTransaction:
     def local_points(self, tokens: Sequence[str], after_seq: int) -> list[tuple[int, int]]:
         """`Journal.local_points`, as this transaction sees it."""
         return ledger.local_points(self._conn, tokens, after_seq)
+
+    def local_moves(self, tokens: Sequence[str], after_seq: int, device_id: str) -> list[Move]:
+        """This box's moves on these cards above `after_seq`, as this transaction sees them."""
+        return ledger.local_moves(self._conn, tokens, after_seq, device_id)
 
     def redeemed_since(self, tokens: Sequence[str], after_seq: int, day: date) -> int:
         """`Journal.redeemed_since`, as this transaction sees it."""

@@ -1,20 +1,23 @@
 """The box's ledger of points: one row per card earning or redemption, written with its event.
 
-A member's balance at the box is the directory's plus this box's own rows above the directory's watermark
-for it (`protocol.directory.balance_at_box`), so each row keeps the seq of its event. Points are signed:
-earned positive, redeemed negative. Rows hold card tokens (HMACs), never card numbers.
+A member's account at the box is the directory's plus this box's own rows above the directory's watermark
+for it, so each row keeps the seq of its event and, in `move`, what the rules count (the time, spend, visit,
+passes, birthday ticket: `protocol.account.Move` as JSON). Points are signed: earned positive, redeemed
+negative. Rows hold card tokens (HMACs), never card numbers.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, date
-from typing import Literal
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from edge.errors import StoreError
+from protocol.account import Move
 from protocol.events import Event, SaleRecorded
 
 LedgerKind = Literal["earn", "redeem", "reversal"]
@@ -29,6 +32,8 @@ def create_table(conn: sqlite3.Connection) -> None:
         "points INTEGER NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('earn', 'redeem', 'reversal')))"
     )
     conn.execute("CREATE INDEX IF NOT EXISTS ledger_token_seq ON ledger(card_token, seq)")
+    if "move" not in {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}:
+        conn.execute("ALTER TABLE ledger ADD COLUMN move TEXT")
 
 
 def has_table(conn: sqlite3.Connection) -> bool:
@@ -36,12 +41,54 @@ def has_table(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").fetchone() is not None
 
 
-def add(conn: sqlite3.Connection, seq: int, card_token: str, points: int, kind: LedgerKind, day: date) -> None:
+def _encode(move: Move) -> str:
+    data: dict[str, Any] = {"at": move.at.astimezone(UTC).isoformat()}
+    if move.spend:
+        data["spend"] = move.spend
+    if move.visit:
+        data["visit"] = True
+    if move.earning_sale:
+        data["earning_sale"] = True
+    if move.pass_uses:
+        data["pass_uses"] = [list(use) for use in move.pass_uses]
+    if move.passes_bought:
+        data["passes_bought"] = list(move.passes_bought)
+    if move.birthday_year is not None:
+        data["birthday_year"] = move.birthday_year
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _decode(seq: int, points: int, kind: str, day: str, move: str | None, device_id: str) -> Move:
+    """A row as the move it was; a row written before moves were kept counts its points on its day."""
+    if move is None:
+        at = datetime.combine(date.fromisoformat(day), time(12), tzinfo=UTC)
+        return Move(at=at, kind=kind, points=points, order=(device_id, seq))  # type: ignore[arg-type]
+    data = json.loads(move)
+    return Move(at=datetime.fromisoformat(data["at"]), kind=kind, points=points,  # type: ignore[arg-type]
+                spend=int(data.get("spend", 0)), visit=bool(data.get("visit", False)),
+                earning_sale=bool(data.get("earning_sale", False)),
+                pass_uses=tuple((str(pass_id), int(uses)) for pass_id, uses in data.get("pass_uses", [])),
+                passes_bought=tuple(str(pass_id) for pass_id in data.get("passes_bought", [])),
+                birthday_year=data.get("birthday_year"), order=(device_id, seq))
+
+
+def add(conn: sqlite3.Connection, seq: int, card_token: str, points: int, kind: LedgerKind, day: date,
+        move: Move | None = None) -> None:
     """One row; the caller's transaction commits it with the event `seq`."""
     if (kind in ("earn", "reversal") and points < 0) or (kind == "redeem" and points > 0):
         raise ValueError(f"{kind} of {points} points: earnings and reversals are positive, redemptions negative")
-    conn.execute("INSERT INTO ledger(seq, card_token, points, day, kind) VALUES (?, ?, ?, ?, ?)",
-                 (seq, card_token, points, day.isoformat(), kind))
+    conn.execute("INSERT INTO ledger(seq, card_token, points, day, kind, move) VALUES (?, ?, ?, ?, ?, ?)",
+                 (seq, card_token, points, day.isoformat(), kind, _encode(move) if move is not None else None))
+
+
+def local_moves(conn: sqlite3.Connection, tokens: Sequence[str], after_seq: int, device_id: str) -> list[Move]:
+    """The moves of these cards' rows with a seq above `after_seq`, in seq order."""
+    if not tokens:
+        return []
+    marks, unique = _tokens(tokens)
+    rows = conn.execute(f"SELECT seq, points, kind, day, move FROM ledger WHERE card_token IN ({marks}) AND seq > ? "
+                        "ORDER BY seq, kind", (*unique, after_seq)).fetchall()
+    return [_decode(int(seq), int(points), kind, day, move, device_id) for seq, points, kind, day, move in rows]
 
 
 def _tokens(tokens: Sequence[str]) -> tuple[str, list[str]]:

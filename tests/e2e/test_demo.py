@@ -1,8 +1,10 @@
-"""`make demo`'s launcher: three sites' sales reach the hub, it prints a login, and it leaves nothing behind."""
+"""`make demo`'s launcher: three sites' sales reach the hub, it prints a login and the rules the tills run, says
+at the end what the tills showed of them, and it leaves nothing behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +16,13 @@ import pytest
 from tests.support.brokers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+BUNDLE_LINE = ("  Bundle:    3 tiers (Regular, Silver, Gold), CinePass (2 films a week), birthday ticket, "
+               "member discount, campaign 'Paper Astronauts: double points' (sponsor Northlight Pictures)")
+# What the tills showed of the rules, at the end: numbers vary with the run, the shape does not.
+RULES_LINE = re.compile(
+    r"^  Rules:     3 tiers \(members seen: regular \d+, silver \d+, gold \d+\), campaign 'Paper Astronauts: "
+    r"double points' paid [\d,]+ bonus points \(sponsor Northlight Pictures\), \d+ pass tickets \(\d+ passes "
+    r"bought\), \d+ member discounts, \d+ birthday tickets; [\d,]+\.\d\d EUR off in all$", re.MULTILINE)
 
 
 def processes_of(workdir: Path) -> list[int]:
@@ -76,10 +85,13 @@ def check_demo(demo: subprocess.Popen[str], workdir: Path, port: int) -> None:
     assert "Login:     admin / " in out
     for site in ("riverside", "old-town", "harbour"):
         assert f"  {site}: " in out
+    assert BUNDLE_LINE in out
     assert len(set(processes_of(workdir)) - {demo.pid}) == 8  # broker, hub, three boxes, their devices
 
     demo.send_signal(signal.SIGINT)  # Ctrl-C
+    rest = demo.stdout.read()  # to the end: the demo closes its output as it exits
     assert demo.wait(timeout=60) == 0
+    assert "stopping..." in rest and RULES_LINE.search(rest), rest
 
 
 @pytest.mark.e2e
@@ -91,6 +103,7 @@ def test_without_mosquitto_the_demo_runs_on_the_embedded_broker(workdir: Path) -
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(MQTT 3.1.1)" in result.stdout
+    assert BUNDLE_LINE in result.stdout and RULES_LINE.search(result.stdout), result.stdout
     for site in ("riverside", "old-town", "harbour"):
         assert f"  {site}: " in result.stdout
     assert processes_of(workdir) == []

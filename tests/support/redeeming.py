@@ -64,3 +64,29 @@ def payload(frame: bytes) -> bytes:
     (item,) = PosFrameParser().feed(frame)
     assert isinstance(item, PosFrame)
     return item.payload
+
+
+def rules_bundle(version: int = 1, **fields: Any) -> RuleBundle:
+    """The chain of docs/pos-protocol.md section 9: tiers, a pass, the birthday ticket, a film's campaign."""
+    data: dict[str, Any] = {
+        "version": version, "published_at": "2026-11-01T00:00:00Z", "currency": "EUR", "timezone": "Europe/Paris",
+        "earning": [{"rule_id": "tickets", "kind": "ticket", "basis_points": 1000, "day_parts": {"matinee": 50}},
+                    {"rule_id": "bar", "kind": "concession", "basis_points": 500}],
+        "tiers": {"levels": [{"tier_id": "regular", "name": "Regular"},
+                             {"tier_id": "silver", "name": "Silver", "min_visits": 6, "bonus_percent": 25,
+                              "discount_bp": 500},
+                             {"tier_id": "gold", "name": "Gold", "min_visits": 12, "bonus_percent": 50,
+                              "discount_bp": 1000, "free_upgrade": True, "early_booking": True}]},
+        "passes": [{"pass_id": "cine-pass", "name": "CinePass", "sku": "PASS-CINE", "validity_days": 30,
+                    "films_per_week": 2, "per_day": 1}],
+        "birthday": {},
+        "expiry": {"shelf_life_months": 12},
+        "day_parts": [{"day_part_id": "matinee", "start": "10:00", "end": "17:00"}],
+        "films": [{"title": "Dune: Part Two", "genres": ["sci-fi"], "distributor": "Legendary Pictures"}],
+        "campaigns": [{"campaign_id": "dune-double", "name": "Dune: double points", "sponsor": "Legendary Pictures",
+                       "starts_at": "2026-11-01T00:00:00Z", "ends_at": "2026-12-01T00:00:00Z",
+                       "match": {"films": ["Dune: Part Two"]}, "bonus_percent": 100}],
+        "redemption": {"enabled": True, "points_per_unit": 10, "kinds": ["ticket"]},
+    }
+    data.update(fields)
+    return RuleBundle.model_validate(data)

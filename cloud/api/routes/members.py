@@ -21,6 +21,7 @@ from cloud.db.schema import member_cards, members, pii_access
 from cloud.db.users import UserRow
 from cloud.errors import ConfigError, MemberError
 from cloud.members import store
+from cloud.members.accounts import running_bundle
 from cloud.members.ledger import ledger_of
 from cloud.members.model import CardInput, Consent, MemberDraft, Profile
 from cloud.members.vault import MemberVault, vault_from_settings
@@ -51,6 +52,11 @@ class MemberOut(BaseModel):
     enrolled_at: datetime | None
     erased_at: datetime | None
     balance: int
+    tier: str | None
+    """The tier under the running rules (null when they have no tiers)."""
+    account: dict[str, Any] | None
+    """The loyalty account the rules keep: points by the month they were earned in (what expires first),
+    visits and spend per month, lifetime spend, passes, the tier; null before the member's first event."""
     redeemed_day: str | None
     redeemed: int
     cards: list[CardOut]
@@ -176,11 +182,18 @@ def _view(conn: sa.Connection, vault: MemberVault | None, user: UserRow, member_
     return MemberOut(
         member_id=row.member_id, programme=row.programme, status=row.status, created_at=row.created_at,
         enrolled_at=row.enrolled_at, erased_at=row.erased_at, balance=row.balance,
+        tier=_tier(conn, row.programme, (row.account or {}).get("tier")), account=row.account,
         redeemed_day=row.redeemed_day.isoformat() if row.redeemed_day else None, redeemed=row.redeemed,
         cards=[CardOut(token=card.card_token, label=card.label, state=card.state, added_at=card.added_at,
                        state_at=card.state_at, reason=card.reason) for card in cards],
         consent=row.consent if visible else None, profile=profile, profile_visible=visible,
     )
+
+
+def _tier(conn: sa.Connection, programme: str, tier: str | None) -> str | None:
+    """The member's tier under the running rules (a member never ranked holds the lowest); None without tiers."""
+    level = running_bundle(conn).rules_for(programme).level(tier)
+    return level.tier_id if level is not None else None
 
 
 def _vault_if_allowed(request: Request, user: UserRow) -> MemberVault | None:

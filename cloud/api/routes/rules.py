@@ -1,16 +1,23 @@
-"""/api/v1/rules: the rule bundle boxes run; validate a draft, publish it as the next signed version (admins)."""
+"""/api/v1/rules: the rule bundle boxes run; validate a draft, publish it as the next signed version, try it on
+past sales first (backtest), and the sponsors' bill of recorded sales (admins)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cloud.api.deps import ConnDep, CurrentUser, SettingsDep
+from cloud.api.deps import AUTH_RESPONSES, ConnDep, CurrentUser, EngineDep, SettingsDep
+from cloud.backtest.jobs import BacktestJobs
+from cloud.backtest.run import run_backtest
+from cloud.backtest.sponsors import sponsors_bill
 from cloud.bundles import draft_problems, latest_bundle, load_signing_key, publish_draft, push, site_ids
 from cloud.errors import HubError
+from protocol.events import Id, UtcDatetime
+from protocol.rules import RuleBundle
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 
@@ -83,3 +90,104 @@ def publish(draft: Draft, conn: ConnDep, user: CurrentUser, settings: SettingsDe
         return Published(bundle=bundle.model_dump(mode="json", by_alias=True), sites=0,
                          detail=f"kept but not published: {exc}; `marquee-hub rules push` publishes it again")
     return Published(bundle=bundle.model_dump(mode="json", by_alias=True), sites=len(targets))
+
+
+# Backtests: jobs in memory in this process (see cloud.backtest.jobs), one registry per app.
+_registry_lock = threading.Lock()
+
+
+def _jobs(request: Request) -> BacktestJobs:
+    with _registry_lock:
+        jobs: BacktestJobs | None = getattr(request.app.state, "backtests", None)
+        if jobs is None:
+            jobs = request.app.state.backtests = BacktestJobs()
+        return jobs
+
+
+class BacktestRequest(BaseModel):
+    """A draft to try on the sales of [from, to), of the listed sites only when `sites` is given."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    draft: dict[str, Any]
+    start: UtcDatetime = Field(alias="from")
+    end: UtcDatetime = Field(alias="to")
+    sites: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> BacktestRequest:
+        if self.end <= self.start:
+            raise ValueError("`to` must be after `from`")
+        return self
+
+
+class BacktestProgress(BaseModel):
+    sales_done: int
+    sales_total: int
+
+
+class BacktestJob(BaseModel):
+    """A backtest: `result` once done (figures per site and chain-wide, baseline, proposed, difference)."""
+
+    job_id: str
+    status: Literal["running", "done", "failed"]
+    started_at: datetime
+    finished_at: datetime | None
+    progress: BacktestProgress
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@router.post("/backtest", status_code=status.HTTP_202_ACCEPTED, responses={
+    422: {"description": "The draft is not a bundle (each problem by field), or a site is unknown."},
+    429: {**AUTH_RESPONSES[429], "description": "Two backtests are running already (or too many failed logins); "
+          "try again later."}})
+def backtest(body: BacktestRequest, request: Request, conn: ConnDep, engine: EngineDep, user: CurrentUser
+             ) -> BacktestJob:
+    """Replay a period's card sales under a draft beside what was recorded, on a thread of the hub; poll
+    `GET /rules/backtest/{job_id}` for progress and the figures. Jobs live in this process's memory."""
+    _admin(user)
+    problems = [{"loc": loc, "msg": msg} for loc, msg in draft_problems(conn, body.draft)]
+    if body.sites is not None:
+        registered = set(site_ids(conn))
+        problems += [{"loc": f"sites.{index}", "msg": f"site {site!r} is not registered"}
+                     for index, site in enumerate(body.sites) if site not in registered]
+    if problems:
+        raise HTTPException(422, problems)  # the status name differs across Starlette versions
+    running = latest_bundle(conn)
+    try:
+        proposed = RuleBundle.model_validate({**body.draft, "version": running.version + 1 if running else 1,
+                                              "published_at": body.start})
+    except ValidationError as exc:  # checked above; never echo a value should it differ now
+        raise HTTPException(422, [{"loc": ".".join(str(part) for part in error["loc"]), "msg": error["msg"]}
+                                  for error in exc.errors(include_url=False)]) from None
+    conn.rollback()  # nothing more to read here: the job reads with connections of its own
+    start, end, sites = body.start, body.end, body.sites
+    job = _jobs(request).start(lambda progress: run_backtest(engine, proposed, start=start, end=end, sites=sites,
+                                                             progress=progress))
+    if job is None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "two backtests are running already; try again "
+                            "when one is done", headers={"Retry-After": "30"})
+    return BacktestJob.model_validate(job)
+
+
+@router.get("/backtest/{job_id}", responses={404: {"description": "No such job in this hub process."}})
+def backtest_job(job_id: str, request: Request, user: CurrentUser) -> BacktestJob:
+    """A backtest's status, progress and, once done, its figures."""
+    _admin(user)
+    job = _jobs(request).get(job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such backtest in this hub process (finished jobs "
+                            "are kept for the last 20, and a restart forgets them)")
+    return BacktestJob.model_validate(job)
+
+
+@router.get("/sponsors")
+def sponsors(start: Annotated[UtcDatetime, Query(alias="from")], end: Annotated[UtcDatetime, Query(alias="to")],
+             engine: EngineDep, user: CurrentUser) -> dict[str, Any]:
+    """The sponsors' bill of recorded sales in [from, to): campaign points per sponsor, campaign and site, and
+    their money at the redemption rate of the bundle that decided each sale."""
+    _admin(user)
+    if end <= start:
+        raise HTTPException(422, [{"loc": "to", "msg": "`to` must be after `from`"}])
+    return sponsors_bill(engine, start, end)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serial
@@ -23,7 +24,7 @@ class Peer:
     """Plays the agent: reads both links, NAKs damaged frames, answers sales (or not, or NAKs them)."""
 
     def __init__(self, card_link: Path, pos_link: Path, *, mode: str = "answer") -> None:
-        self.mode = mode  # answer | nak_first | nak_always | silent
+        self.mode = mode  # answer | rules (v1.2 benefits, as a chain's rules give) | nak_first | nak_always | silent
         self.card = serial.serial_for_url(str(card_link), timeout=0.01)
         self.pos = serial.serial_for_url(str(pos_link), timeout=0.01)
         self.requests: list[SaleRequest] = []
@@ -65,7 +66,9 @@ class Peer:
                     self.pos_errors.append(item)
                     self.pos.write(bytes([NAK]))
                 elif isinstance(item, PosFrame):
-                    self._on_sale(parse_request(item.payload))
+                    request = parse_request(item.payload)
+                    assert isinstance(request, SaleRequest)  # the simulator sends no redeems unless asked
+                    self._on_sale(request)
 
     def _on_sale(self, request: SaleRequest) -> None:
         first_time = request.sale_id not in {r.sale_id for r in self.requests}
@@ -78,8 +81,22 @@ class Peer:
         card, self._pending_card = self._pending_card, None
         points = request.total // 100 if card else 0
         self.points_given += points
-        loyalty = {"status": "earned" if card else "no_card", "points": points, "balance": points}
+        loyalty: dict[str, Any] = {"status": "earned" if card else "no_card", "points": points, "balance": points}
+        if self.mode == "rules" and card:
+            loyalty.update(RULES_ANSWER)
         self.pos.write(encode_answer(SaleAnswer(sale_id=request.sale_id, status="ok", loyalty=loyalty, card=card)))
+
+
+# What the peer's "rules" mode gives every member: a campaign's and a tier's bonus, the first line (a ticket)
+# covered by a pass, 40 off line 1 as a member discount, the birthday ticket, silver.
+RULES_ANSWER: dict[str, Any] = {
+    "earned_by": [{"rule": "tickets", "points": 1}, {"rule": "campaign:drift", "points": 30},
+                  {"rule": "tier:silver", "points": 5}, {"rule": "daypart:matinee", "points": 2}],
+    "benefits": [{"line": 0, "amount": 1250, "reason": "pass"}, {"line": 1, "amount": 40, "reason": "member"},
+                 {"line": 0, "amount": 900, "reason": "birthday"}],
+    "discount": 2190, "tier": {"id": "silver", "name": "Silver"}, "passes": [], "birthday_reward": "used",
+    "capped": None,
+}
 
 
 @pytest.fixture
@@ -120,13 +137,34 @@ def test_sales_are_answered_and_look_like_a_cinema(site: tuple[SiteSimulator, Pe
     for r in peer.requests:
         assert 1 <= sum(i.qty for i in r.items if i.kind == "ticket") <= 4
         assert sum(i.qty for i in r.items if i.kind == "concession") <= 3
-        assert r.till == "t1" and r.currency == "EUR"
+        assert r.till == "t1" and r.currency == "EUR" and r.benefits is True  # v1.2: the till applies benefits
     for t in tickets:
         assert t.showtime is not None and t.showtime.date() == today
         assert (11, 0) <= (t.showtime.hour, t.showtime.minute) <= (22, 30) and t.showtime.minute in (0, 30)
-        assert t.hall in {f"h{n}" for n in range(1, 7)} and 900 <= t.price <= 1600
-    assert all(350 <= c.price <= 850 for c in concessions)
+        assert t.hall in {f"h{n}" for n in range(1, 7)} and 900 <= t.price <= 1800
+        assert t.format == ("premium" if t.sku == "TKT-PRM" else "imax" if t.sku == "TKT-IMX" else "2d")
+    assert all(350 <= c.price <= 850 and c.category in {"popcorn", "drinks", "snacks", "combo"} for c in concessions)
     assert 2 <= len({t.film for t in tickets}) <= 10
+    assert stats.passes_bought == 0 and not any(i.sku == "PASS-CINE" for r in peer.requests for i in r.items)
+
+
+@pytest.mark.parametrize("site", [{"mode": "rules", "noise": 0.0, "pass_rate": 1.0}], indirect=True)
+def test_members_buy_the_pass_and_the_stats_count_what_the_rules_gave(site: tuple[SiteSimulator, Peer]) -> None:
+    sim, peer = site
+    stats = sim.run_sales(30)
+    members = stats.by_loyalty["earned"]
+    assert stats.answered == 30 and 0 < members < 30
+    passes = [r for r in peer.requests if any(i.sku == "PASS-CINE" for i in r.items)]
+    assert stats.passes_bought == len(passes) == members  # pass_rate 1: every member buys one
+    assert all(r.items[-1].model_dump(include={"kind", "description", "price"}) == {
+        "kind": "concession", "description": "CinePass 30 days", "price": 2990} for r in passes)
+    assert stats.campaign_points == {"drift": 30 * members}
+    assert (stats.tier_points, stats.daypart_points) == (5 * members, 2 * members)
+    assert stats.money_off == {"pass": 1250 * members, "member": 40 * members, "birthday": 900 * members}
+    assert stats.member_discounts == stats.birthday_tickets == members
+    assert stats.pass_tickets == sum(1250 // r.items[0].price for r in passes)
+    assert stats.tiers_seen == {"silver": len(set(peer.cards))}  # members, each counted once
+    assert stats.capped == 0
 
 
 @pytest.mark.parametrize("site", [{"mode": "nak_first"}], indirect=True)

@@ -28,7 +28,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "serial"
 def test_every_marked_example_is_read() -> None:
     assert set(examples()) == {
         "sale", "request-hex", "answer-hex", "conflict", "empty", "wrong-till", "no-card",
-        "redeem", "authorised", "declined", "sale-with-hold", "answer-redeemed", "cancel",
+        "redeem", "authorised", "declined", "sale-with-hold", "answer-redeemed", "cancel", "sale-benefits",
+        "answer-benefits",
     }
 
 

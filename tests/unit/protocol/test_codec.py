@@ -9,13 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.account import Account
 from protocol.canonical import canonical_bytes
 from protocol.codec import decode, encode
 from protocol.errors import MalformedMessage
 from protocol.events import Event, SaleRecorded
 from protocol.ids import uuid7, uuid7_ms
-from protocol.loyalty import decide_loyalty
+from protocol.loyalty import earned_outcome
 from protocol.messages import Ack, DeviceStatus, EventBatch
+from protocol.pricing import price_sale
 from tests.unit.protocol.factories import chain, sale_payload
 
 
@@ -107,12 +109,13 @@ def test_points_are_the_rounded_down_share_of_each_ticket_line(lines: list[tuple
     items = [LineItem(kind=k, sku="x", unit_price=p, quantity=q) for k, p, q in lines]  # type: ignore[arg-type]
     bundle = RuleBundle(version=7, published_at=datetime(2026, 11, 25, tzinfo=UTC), currency="EUR",
                         earning=(Earning(rule_id="tickets", kind="ticket", basis_points=bp),))
-    outcome = decide_loyalty(bundle, items, has_card=True, balance_before=before)
+    at = datetime(2026, 11, 25, 20, tzinfo=UTC)
+    decision = price_sale(bundle, None, Account(lots={"2026-11": before}), items, at=at, site_id="riverside")
+    outcome = earned_outcome(decision, rules_version=bundle.version, programme=None)
     per_line = [p * q * bp // 10_000 for k, p, q in lines if k == "ticket"]
     assert outcome.points_earned == sum(per_line) and outcome.rules_version == 7
     assert outcome.rule_id == ("tickets" if sum(per_line) else None)
     assert outcome.balance == before + outcome.points_earned
-    assert decide_loyalty(bundle, items, has_card=False, balance_before=before).points_earned == 0
 
 
 CARD = "4111111111111111"

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from protocol.errors import SignatureError
 from protocol.events import LineItem
-from protocol.rules import Earning, Redemption, RuleBundle, default_bundle, points_earned
+from protocol.pricing import price_sale
+from protocol.rules import Earning, Redemption, RuleBundle, default_bundle
 from protocol.signing import sign_bundle, verify_bundle
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -31,6 +32,12 @@ def bundle(**fields: object) -> RuleBundle:
     }
     base.update(fields)
     return RuleBundle.model_validate(base)
+
+
+def points_earned(rules: RuleBundle, items: list[LineItem]) -> tuple[int, tuple[str, ...]]:
+    """Points a member of the default programme earns for `items`, and the rules that gave them."""
+    decision = price_sale(rules, None, None, items, at=T0, site_id="riverside")
+    return decision.points, tuple(part.rule for part in decision.earned_by)
 
 
 def ticket(sku: str, price: int, qty: int = 1) -> LineItem:
@@ -77,7 +84,7 @@ def test_conflicting_or_impossible_rules_are_refused(earning: list[dict[str, obj
 def test_a_field_this_box_does_not_know_is_refused_not_ignored() -> None:
     # A newer hub's rule the box cannot apply must not be half-run: the box keeps its last good bundle.
     with pytest.raises(ValidationError, match="Extra inputs"):
-        bundle(tiers=[{"name": "gold"}])
+        bundle(lotteries=[{"name": "gold"}])
     with pytest.raises(ValidationError):
         Redemption.model_validate({"enabled": True, "cashback": 3})
 
