@@ -6,10 +6,10 @@ schema) gets `--sales` sales (1,000,000 by default) of `--members` members (one 
 sites (one box each) spread over 90 days from 1 January 2025, bulk-inserted with valid payloads (the hash
 chains are not, the replay does not read them) and their ledger rows (what the replay reads members' history
 from). Then the last `--period-days` days (30) are replayed, timed: sales replayed per second, and the moves
-of the members' earlier sales folded to start their accounts. `--time-index` adds an index on events
-(occurred_at, device_id, seq) first, the one the keyset pages would use (the hub's schema lacks it today).
+of the members' earlier sales folded to start their accounts (the keyset pages use the hub's index on events
+(occurred_at, device_id, seq)).
 
-Run: .venv/bin/python bench/backtest.py [--sales 1000000] [--db-url postgresql+psycopg://...] [--time-index]
+Run: .venv/bin/python bench/backtest.py [--sales 1000000] [--db-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -184,7 +184,6 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--period-days", type=int, default=30)
     parser.add_argument("--db-url", default=None, help="an empty PostgreSQL schema (default: SQLite in a temp dir)")
-    parser.add_argument("--time-index", action="store_true", help="index events (occurred_at, device_id, seq)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -195,9 +194,6 @@ def main() -> None:
         started = time.perf_counter()
         insert(engine, rng, args.sales, members_count=args.members, sites_count=args.sites)
         inserted = time.perf_counter() - started
-        if args.time_index:
-            with engine.begin() as conn:
-                conn.execute(sa.text("CREATE INDEX ix_bench_events_time ON events (occurred_at, device_id, seq)"))
         if engine.dialect.name == "postgresql":
             with engine.begin() as conn:
                 conn.execute(sa.text("ANALYZE"))
@@ -212,7 +208,7 @@ def main() -> None:
         engine.dispose()
     chain = result["chain"]
     print(json.dumps({
-        "database": engine.dialect.name, "time_index": args.time_index, "sales_stored": args.sales,
+        "database": engine.dialect.name, "sales_stored": args.sales,
         "members": args.members, "sites": args.sites, "insert_s": round(inserted, 1),
         "insert_sales_per_s": round(args.sales / inserted),
         "period_days": args.period_days, "sales_replayed": result["sales_read"],

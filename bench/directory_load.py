@@ -28,7 +28,7 @@ from edge.directory import DirectoryKeeper
 from edge.store.crypto import Sealer
 from edge.store.directory import Directory
 from protocol.codec import decode, encode
-from protocol.directory import MAX_PAGE_ENTRIES, DirectoryPage
+from protocol.directory import PAGE_ENTRIES, DirectoryPage
 from protocol.signing import sign_directory_page, verify_directory_page
 
 VERSION = 1_000
@@ -70,7 +70,7 @@ def main() -> None:
     rng = random.Random(20261125)
     hub = Ed25519PrivateKey.generate()
     hub_key = hub.public_key()
-    pages = (members + MAX_PAGE_ENTRIES - 1) // MAX_PAGE_ENTRIES
+    pages = (members + PAGE_ENTRIES - 1) // PAGE_ENTRIES
     sample_at = set(rng.sample(range(members), min(10_000, members)))  # tokens looked up afterwards
     sampled: list[str] = []
     wire_bytes = 0
@@ -80,8 +80,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="marquee-directory-") as tmp:
         directory = Directory(Path(tmp) / "data" / "directory.db", Sealer(os.urandom(32), "bench-v1"))
         for number in range(1, pages + 1):
-            first = (number - 1) * MAX_PAGE_ENTRIES
-            body = page_body(rng, first, min(MAX_PAGE_ENTRIES, members - first), step)
+            first = (number - 1) * PAGE_ENTRIES
+            body = page_body(rng, first, min(PAGE_ENTRIES, members - first), step)
             sampled += [str(entry["token"]) for n, entry in enumerate(body, start=first) if n in sample_at]
             page = DirectoryPage.model_validate({"kind": "snapshot", "version_from": 0, "version": VERSION,
                                                  "page": number, "pages": pages, "entries": body})
@@ -103,7 +103,7 @@ def main() -> None:
         stats = directory.stats()
         on_disk = sum(p.stat().st_blocks * 512 for p in directory.path.parent.glob("directory.db*"))
         assert stats.entries == members and stats.version == VERSION
-        print(f"snapshot of {members:,} members in {pages} pages of {MAX_PAGE_ENTRIES}, tokens {args.order} "
+        print(f"snapshot of {members:,} members in {pages} pages of {PAGE_ENTRIES}, tokens {args.order} "
               f"({wire_bytes / 1e6:.0f} MB of JSON on the wire)")
         print(f"  total {total:.1f} s, {members / total:,.0f} entries/s: decode {timing['decode']:.1f} s "
               f"({members / timing['decode']:,.0f}/s), signature {timing['verify']:.1f} s, "

@@ -22,11 +22,13 @@ from pydantic import ValidationError
 from cloud.db.schema import box_office, rule_bundles, sites
 from cloud.errors import ConfigError, HubError
 from cloud.settings import HubSettings
-from protocol.rules import RuleBundle
+from protocol.rules import MAX_BUNDLE_BYTES, RuleBundle
 from protocol.signing import sign_bundle
 from protocol.topics import site_topic
 
 HUB_SET_FIELDS = ("version", "published_at", "signature", "schema")
+SIGNED_EXTRA = 200
+"""Bytes the hub's own fields add to a draft (version, time, signature): an estimate of the signed size."""
 
 
 def create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -82,11 +84,22 @@ def _as_bundle(draft: dict[str, Any], version: int, at: datetime) -> RuleBundle 
     set_by_hub = sorted(set(draft) & set(HUB_SET_FIELDS))
     if set_by_hub:
         return [(name, f"the hub sets {name} itself; leave it out of the draft") for name in set_by_hub]
+    problems = _size_problems(draft)
     try:
-        return RuleBundle.model_validate({**draft, "version": version, "published_at": at})
+        bundle = RuleBundle.model_validate({**draft, "version": version, "published_at": at})
     except ValidationError as exc:
-        return [(".".join(str(part) for part in err["loc"]) or "bundle", err["msg"])
-                for err in exc.errors(include_url=False)]
+        return problems + [(".".join(str(part) for part in err["loc"]) or "bundle", err["msg"])
+                           for err in exc.errors(include_url=False)]
+    return problems or bundle
+
+
+def _size_problems(draft: dict[str, Any]) -> list[tuple[str, str]]:
+    """A draft boxes would refuse for its size, signed (an estimate on the safe side: spaces included)."""
+    size = len(json.dumps(draft, default=str)) + SIGNED_EXTRA  # default: a draft built in Python may hold dates
+    if size <= MAX_BUNDLE_BYTES:
+        return []
+    return [("bundle", f"the bundle would be about {size} bytes signed and boxes take at most {MAX_BUNDLE_BYTES}; "
+                       "shorten the film catalogue or the campaigns")]
 
 
 def draft_problems(conn: sa.Connection, draft: dict[str, Any]) -> list[tuple[str, str]]:
@@ -130,11 +143,12 @@ def _unknown_references(conn: sa.Connection, draft: dict[str, Any]) -> list[tupl
                      for loc, title in named_films if title.casefold() not in sold]
     named_halls = _named(draft, "halls")
     if named_halls:
-        seen = set(conn.execute(sa.select(box_office.c.hall).distinct().where(
-            box_office.c.hall.in_({hall[:64] for _, hall in named_halls}))).scalars())
-        problems += [(loc, f"hall {hall[:64]!r} is in no sale the hub holds; campaigns match halls exactly as "
-                           "tills send them: check the id")
-                     for loc, hall in named_halls if hall not in seen]
+        # Campaigns match halls casefolded (`protocol.campaigns`), which SQL cannot do the same on both backends.
+        seen = {str(hall).casefold() for hall in conn.execute(sa.select(box_office.c.hall).distinct()).scalars()
+                if hall is not None}
+        problems += [(loc, f"hall {hall[:64]!r} is in no sale the hub holds; campaigns match halls as tills send "
+                           "them (in any case): check the id")
+                     for loc, hall in named_halls if hall.casefold() not in seen]
     named_sites = _named(draft, "sites")
     if named_sites:
         registered = set(site_ids(conn))

@@ -123,7 +123,7 @@ def decide_sale(
         outcome = earned_outcome(
             decision, rules_version=rules.version, programme=member.programme, redeemed=redeemed,
             amount_redeemed=decision.redeemed_amount,
-            hold_id=capture.hold_id if capture is not None and redeemed else None)
+            hold_id=capture.hold_id if capture is not None and redeemed else None, benefits_asked=benefits)
     sale = SaleRecorded(
         site_id=site_id, till_id=till_id, cashier_id=cashier_id, sale_id=sale_id, currency=currency,
         items=list(items), total=sum(item.amount for item in items), card_token=token, loyalty=outcome,

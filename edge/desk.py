@@ -7,10 +7,8 @@ without loyalty (fail open). Paying with points (edge/redeem.py) fails closed in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +20,6 @@ from pydantic import ValidationError
 
 from edge.decide import Capture, MemberState, account_at_box, decide_sale
 from edge.devices.pos import (
-    SALE_ID_PATTERN,
     Authorisation,
     CancelRequest,
     RedeemRequest,
@@ -38,7 +35,7 @@ from edge.directory import DirectoryKeeper
 from edge.errors import PosRequestError, StoreError, UnreadableRow
 from edge.holds import Hold, HoldBook, new_hold_id
 from edge.logthrottle import LogThrottle
-from edge.receipt import line_items, loyalty_answer
+from edge.receipt import line_items, loyalty_answer, readable_sale_id, too_late
 from edge.rules import RuleKeeper
 from edge.settings import EdgeSettings, TillSettings
 from edge.store import holds as hold_rows
@@ -50,11 +47,6 @@ from protocol.ids import uuid7
 from protocol.loyalty import sale_moves
 
 log = logging.getLogger(__name__)
-SALE_ID_RE = re.compile(SALE_ID_PATTERN)
-ANSWER_BUDGET_S = 0.5
-"""The till's fail-open timeout (docs/pos-protocol.md): an answer arriving later is void to it."""
-LATE_MARGIN_S = 0.05
-"""Taken off the budget when deciding whether a redemption's answer still reaches the till in time."""
 UNAVAILABLE = {"status": "unavailable", "points": 0, "balance": None}
 
 
@@ -82,15 +74,6 @@ class Till:
     last_answer: bytes | None = None
     answer_resends: int = 0
     redeeming: Redeeming | None = None
-
-
-def readable_sale_id(payload: bytes) -> str | None:
-    """The request's sale id when it can be read at all, so the till can match our rejection to its sale."""
-    try:
-        sale_id = json.loads(payload).get("sale_id")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return sale_id if isinstance(sale_id, str) and SALE_ID_RE.fullmatch(sale_id) else None
 
 
 class Desk:
@@ -179,7 +162,7 @@ class Desk:
                 return frame
             if isinstance(request, CancelRequest):
                 return encode_answer(cancel_request(self, till_id, request))
-            answer = self._record_sale(till_id, request, now_mono)
+            answer = self._record_sale(till_id, request, now_mono, started)
             if answer.loyalty is not None and answer.loyalty.redeemed:
                 if late(self, till_id, answer, started):
                     answer = reverse_capture(self, till_id, request)
@@ -206,6 +189,12 @@ class Desk:
                                                    message="points unavailable; take payment")
                                      if isinstance(request, RedeemRequest) else
                                      Released(sale_id=request.sale_id, hold_id=request.hold_id, status="unknown"))
+            answer = SaleAnswer(sale_id=request.sale_id, status="error", loyalty=UNAVAILABLE, card=None,
+                                message="loyalty unavailable")
+        except Exception as exc:  # a decision must never stop the till's line: sell without loyalty, say why once
+            self.counters["sales_failed_open"] += 1
+            self._unreadable_log.exception("sale %s at till %s could not be decided (%s); answered without loyalty",
+                                           request.sale_id, till_id, type(exc).__name__)
             answer = SaleAnswer(sale_id=request.sale_id, status="error", loyalty=UNAVAILABLE, card=None,
                                 message="loyalty unavailable")
         else:
@@ -253,7 +242,7 @@ class Desk:
             account=account, programme=programme, birthday=entry.birthday if entry is not None else None,
         )
 
-    def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float) -> SaleAnswer:
+    def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float, started: float) -> SaleAnswer:
         till = self.tills[till_id]
         items = line_items(request.items)
         rules = self.rules.current
@@ -303,6 +292,14 @@ class Desk:
                         sale_id=request.sale_id, currency=request.currency, items=items, member=member,
                         at=decided_at, capture=capture, benefits=bool(request.benefits))
                     programme = member.programme if member is not None else None
+                    if decision is not None and decision.benefits and too_late(
+                            rules, till.settings, request, sale, decision, programme, decided_at, started):
+                        # The till would sell at full price before the answer arrives: no money off recorded.
+                        sale, decision = decide_sale(
+                            rules=rules, site_id=self.settings.site_id, till_id=till_id, cashier_id=request.cashier,
+                            sale_id=request.sale_id, currency=request.currency, items=items, member=member,
+                            at=decided_at, capture=capture, benefits=False)
+                        note = "the answer could not reach the till in time for the money off: none was given"
                     if hold is not None:
                         if not sale.loyalty.points_redeemed:
                             # Nothing left for the points to pay (or the card was blocked since): the hold

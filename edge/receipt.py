@@ -9,10 +9,13 @@ passes with what is left after this sale, and whether a birthday ticket was used
 from __future__ import annotations
 
 import json
+import re
+import time
 from datetime import datetime
 from typing import Any
 
-from edge.devices.pos import SaleItem, SaleRequest
+from edge.devices.pos import SALE_ID_PATTERN, SaleAnswer, SaleItem, SaleRequest, encode_answer
+from edge.settings import TillSettings
 from protocol.account import fold
 from protocol.calendar import local_day, week_key
 from protocol.events import LineItem, SaleRecorded
@@ -20,9 +23,40 @@ from protocol.loyalty import sale_moves
 from protocol.pricing import SaleDecision
 from protocol.rules import RuleBundle
 
+SALE_ID_RE = re.compile(SALE_ID_PATTERN)
+ANSWER_BUDGET_S = 0.5
+"""The till's fail-open timeout (docs/pos-protocol.md): an answer arriving later is void to it."""
+LATE_MARGIN_S = 0.05
+"""Taken off the budget when deciding whether an answer that holds, takes or gives money still reaches the till."""
 FIT_BYTES = 3000
 """Above this, an answer sums its benefits by reason: with the card, tier and passes it stays under the POS
 line's 4,096-byte frame."""
+
+
+def late_frame(till: TillSettings, frame_bytes: int, started: float) -> bool:
+    """True when a frame of `frame_bytes`, sent now, would reach the till after its timeout (less a margin):
+    the time since the request arrived (`time.perf_counter()` then) plus the frame's own time on the wire
+    (10 bits a byte at the line's baud rate; none over TCP)."""
+    wire = 0.0 if till.pos_transport == "tcp" else frame_bytes * 10 / till.pos_baudrate
+    return time.perf_counter() - started + wire > ANSWER_BUDGET_S - LATE_MARGIN_S
+
+
+def too_late(rules: RuleBundle, till: TillSettings, request: SaleRequest, sale: SaleRecorded,
+             decision: SaleDecision, programme: str | None, at: datetime, started: float) -> bool:
+    """Whether the answer giving this decision's money off would reach the till after it gave up (the card
+    and a message counted at their longest)."""
+    answer = SaleAnswer(sale_id=sale.sale_id, status="ok", card="*" * 20, message="*" * 80,
+                        loyalty=loyalty_answer(rules, request, sale, decision, programme, at))
+    return late_frame(till, len(encode_answer(answer)), started)
+
+
+def readable_sale_id(payload: bytes) -> str | None:
+    """The request's sale id when it can be read at all, so the till can match our rejection to its sale."""
+    try:
+        sale_id = json.loads(payload).get("sale_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return sale_id if isinstance(sale_id, str) and SALE_ID_RE.fullmatch(sale_id) else None
 
 
 def line_items(items: list[SaleItem]) -> list[LineItem]:
@@ -43,6 +77,8 @@ def loyalty_answer(rules: RuleBundle, request: SaleRequest, sale: SaleRecorded, 
     # From the recorded outcome, so a repeat of the sale (the till missed the answer) gets the same money off.
     answer["earned_by"] = [{"rule": part.rule, "points": part.points} for part in loyalty.earned_by]
     answer["discount"] = loyalty.discount
+    answer["redeemed_amount"] = loyalty.amount_redeemed
+    answer["to_pay"] = max(0, sale.total - loyalty.discount - loyalty.amount_redeemed)
     answer["benefits"] = [{"line": benefit.line, "amount": benefit.amount, "reason": benefit.reason}
                           for benefit in loyalty.benefits]
     tier = rules.rules_for(programme or loyalty.programme).level(loyalty.tier)

@@ -11,11 +11,10 @@ their points.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 from edge.decide import authorise
-from edge.desk import ANSWER_BUDGET_S, LATE_MARGIN_S, Desk
+from edge.desk import Desk
 from edge.devices.pos import (
     Authorisation,
     CancelRequest,
@@ -27,10 +26,10 @@ from edge.devices.pos import (
 )
 from edge.errors import StoreError
 from edge.holds import Hold
-from edge.receipt import line_items
-from edge.settings import TillSettings
+from edge.receipt import late_frame, line_items
 from edge.store import holds as hold_rows
 from protocol.events import RedemptionAuthorised, RedemptionReversed, SaleRecorded
+from protocol.loyalty import reversal_move
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,6 @@ log = logging.getLogger(__name__)
 def late(desk: Desk, till_id: str, answer: SaleAnswer | Authorisation, started: float) -> bool:
     """True when `answer`, sent now, would reach the till after its timeout (less a safety margin)."""
     return late_frame(desk.tills[till_id].settings, len(encode_answer(answer)), started)
-
-
-def late_frame(till: TillSettings, frame_bytes: int, started: float) -> bool:
-    """True when a frame of `frame_bytes`, sent now, would reach the till after its timeout (less a margin):
-    the time since the request arrived plus the frame's own time on the wire (10 bits a byte)."""
-    wire = 0.0 if till.pos_transport == "tcp" else frame_bytes * 10 / till.pos_baudrate
-    return time.perf_counter() - started + wire > ANSWER_BUDGET_S - LATE_MARGIN_S
 
 
 def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono: float,
@@ -167,11 +159,13 @@ def _reverse(desk: Desk, till_id: str, request: SaleRequest) -> SaleAnswer | Non
             points, token = sale.loyalty.points_redeemed, sale.card_token
             if not points or token is None or sale.loyalty.hold_id is None:
                 return None
-            event = desk.append(tx, RedemptionReversed(
+            reversal = RedemptionReversed(
                 site_id=desk.settings.site_id, till_id=till_id, sale_id=request.sale_id, hold_id=sale.loyalty.hold_id,
-                card_token=token, points=points, sale_seq=recorded.seq, reason="late",
-            ), sale_key=f"{sale_key}:reversed")
-            tx.add_ledger(event.seq, token, points, "reversal", event.occurred_at.astimezone(UTC).date())
+                card_token=token, points=points, sale_seq=recorded.seq, reason="late")
+            event = desk.append(tx, reversal, sale_key=f"{sale_key}:reversed",
+                                at=datetime.fromtimestamp(desk.wall(), UTC))
+            tx.add_ledger(event.seq, token, points, "reversal", event.occurred_at.astimezone(UTC).date(),
+                          reversal_move(reversal, event.occurred_at, (desk.settings.device_id, event.seq)))
         desk.counters["redeems_late"] += 1
     log.info("sale %s at till %s answered too late for the till: its %d points given back", request.sale_id,
              till_id, points)

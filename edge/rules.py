@@ -18,12 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from protocol.errors import SignatureError
-from protocol.rules import RuleBundle, default_bundle
+from protocol.rules import MAX_BUNDLE_BYTES, RuleBundle, default_bundle
 from protocol.signing import verify_bundle
 
 log = logging.getLogger(__name__)
 
-MAX_BUNDLE_BYTES = 256 * 1024
 
 
 class RuleKeeper:

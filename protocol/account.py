@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.calendar import add_months, local_day, month_key, month_starts, start_of_day, week_key
+from protocol.calendar import add_months, local_day, month_key, next_month_start, start_of_day, week_key
 from protocol.events import UtcDatetime
 from protocol.programme import ProgrammeRules, TierLevel
 
@@ -240,7 +240,8 @@ def _advance(state: _State, rules: ProgrammeRules, to: datetime, tz: str) -> Non
         return
     while True:
         assert state.as_of is not None
-        starts = month_starts(state.as_of, to, tz)[:1]
+        upcoming = next_month_start(state.as_of, tz)  # one at a time: a long absence costs months, not months²
+        starts = [upcoming] if upcoming <= to else []
         burn = _burn_at(state, rules, tz)
         burning = burn is not None and state.as_of < burn <= to
         moment = min([*starts, *([burn] if burning and burn is not None else [])], default=None)

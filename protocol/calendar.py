@@ -58,6 +58,13 @@ def start_of_month(key: str, tz: str) -> datetime:
     return start_of_day(date(int(key[:4]), int(key[5:7]), 1), tz)
 
 
+def next_month_start(after: datetime, tz: str) -> datetime:
+    """The first local month start after `after`."""
+    key = add_months(month_key(local_day(after, tz)), 1)
+    moment = start_of_month(key, tz)
+    return moment if moment > after else start_of_month(add_months(key, 1), tz)
+
+
 def month_starts(after: datetime, until: datetime, tz: str) -> list[datetime]:
     """The local month starts in (after, until], oldest first."""
     moments = []

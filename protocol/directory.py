@@ -27,9 +27,11 @@ REQUEST_SCHEMA: Final = "marquee.directory-request/1"
 TOKEN_PATTERN = r"^[0-9a-f]{32,64}$"
 MEMBER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"
-MAX_PAGE_ENTRIES: Final = 500
-"""Entries in one page: an entry with a full account (lots, a year of activity, passes) is about 1 KB, so a
-page stays near 500 KB, under EMQX's default 1 MB packet limit (Mosquitto's is far higher)."""
+MAX_PAGE_ENTRIES: Final = 2000
+"""The most entries a box takes in one page (what hubs before accounts sent)."""
+PAGE_ENTRIES: Final = 500
+"""Entries the hub puts in one page: an entry with a full account (lots, a year of activity, passes) is about
+1 KB, so a page stays near 500 KB, under EMQX's default 1 MB packet limit (Mosquitto's is far higher)."""
 
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
 Version = Annotated[int, Field(ge=0, le=2**63 - 1)]

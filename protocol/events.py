@@ -47,6 +47,8 @@ def _iso_only(value: Any) -> Any:
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
+    if not 1970 <= value.year <= 2200:  # a local time of year 9999 is past what datetime can hold
+        raise ValueError("timestamps must fall between the years 1970 and 2200")
     return value.astimezone(UTC)
 
 
@@ -210,6 +212,9 @@ class LoyaltyOutcome(BaseModel):
     programme: Annotated[str, _text(64, 1)] | None = None
     capped: Annotated[str, _text(200)] | None = None
     """Why the daily caps cut the points, when they did."""
+    benefits_asked: bool | None = None
+    """The till asked for the money off the rules give (it applies them): a replay under other rules gives
+    them too. None in sales recorded before it was."""
 
 
 class SaleRecorded(Payload):

@@ -19,7 +19,8 @@ from protocol.pricing import SaleDecision
 
 
 def earned_outcome(decision: SaleDecision, *, rules_version: int, programme: str | None, redeemed: int = 0,
-                   amount_redeemed: int = 0, hold_id: str | None = None) -> LoyaltyOutcome:
+                   amount_redeemed: int = 0, hold_id: str | None = None,
+                   benefits_asked: bool | None = None) -> LoyaltyOutcome:
     """The outcome of a sale with a member card that earns and pays: the decision's figures, the points a
     captured hold paid, and the balance after."""
     return LoyaltyOutcome(
@@ -34,7 +35,7 @@ def earned_outcome(decision: SaleDecision, *, rules_version: int, programme: str
         pass_uses=[PassUse(pass_id=pass_id, uses=uses) for pass_id, uses in decision.pass_uses],
         passes_bought=list(decision.passes_bought), birthday_year=decision.birthday_year,
         tier=decision.tier.tier_id if decision.tier is not None else None, programme=programme,
-        capped=decision.capped,
+        capped=decision.capped, benefits_asked=benefits_asked,
     )
 
 

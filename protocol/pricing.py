@@ -98,8 +98,9 @@ def _pass_cover(rules: ProgrammeRules, passes: Sequence[PassState], items: Seque
                 cover: list[int]) -> list[tuple[str, int]]:
     products = {product.pass_id: product for product in rules.passes}
     uses: list[tuple[str, int]] = []
-    units = sorted((item.unit_price, index) for index, item in enumerate(items) if item.kind == "ticket"
-                   for _ in range(item.quantity))
+    skus = {product.sku for product in rules.passes}  # a pass never pays for a pass
+    units = sorted((item.unit_price, index) for index, item in enumerate(items)
+                   if item.kind == "ticket" and item.sku not in skus for _ in range(item.quantity))
     for held in passes:
         product = products.get(held.pass_id)
         if product is None:
@@ -143,12 +144,13 @@ def price_sale(bundle: RuleBundle, programme: str | None, account: Account | Non
     used_birthday: int | None = None
     birthday_due = (rules.birthday is not None and birthday is not None and birthday_week(day, birthday)
                     and current.birthday_year != birthday_year(day, birthday))
+    passes = {product.sku for product in rules.passes}  # a pass has its own price: no money off it, no visit
     if benefits:
         uses = _pass_cover(rules, current.passes, items, day, cover)
         off += [Benefit(index, cover[index], "pass") for index in range(len(items)) if cover[index]]
         if birthday_due and rules.birthday is not None and birthday is not None:
             units = [(item.unit_price, index) for index, item in enumerate(items) if item.kind == "ticket"
-                     and item.amount - cover[index] >= item.unit_price > 0]
+                     and item.sku not in passes and item.amount - cover[index] >= item.unit_price > 0]
             if units:
                 price, index = max(units)
                 amount = min(price, rules.birthday.max_amount or price)
@@ -156,8 +158,9 @@ def price_sale(bundle: RuleBundle, programme: str | None, account: Account | Non
                 off.append(Benefit(index, amount, "birthday"))
                 used_birthday = birthday_year(day, birthday)
         rate = max(tier.discount_bp if tier is not None else 0, spend_discount_bp(rules, current.lifetime_spend))
+        if rules.discount is not None:
+            rate = min(rate, rules.discount.max_bp)  # the most a member discount may be, whatever gives it
         kinds = rules.discount.kinds if rules.discount is not None else ("concession",)
-        passes = {product.sku for product in rules.passes}  # a pass has its own price: no member discount on it
         for index, item in enumerate(items):
             amount = (item.amount - cover[index]) * rate // 10_000 if item.kind in kinds and item.sku not in passes \
                 else 0
@@ -172,7 +175,7 @@ def price_sale(bundle: RuleBundle, programme: str | None, account: Account | Non
     return SaleDecision(
         points=sum(part.points for part in parts), earned_by=tuple(parts), benefits=tuple(off),
         paid_with_money=tuple(net), redeemed_points=redeemed_points, redeemed_amount=redeemed_amount,
-        spend=sum(net), visit=any(item.kind == "ticket" for item in items),
+        spend=sum(net), visit=any(item.kind == "ticket" and item.sku not in passes for item in items),
         pass_uses=tuple(uses), passes_bought=tuple(sold[item.sku] for item in items if item.sku in sold
                                                     for _ in range(item.quantity)),
         birthday_year=used_birthday, birthday_available=birthday_due and used_birthday is None,

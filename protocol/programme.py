@@ -68,7 +68,8 @@ class TierLevel(_Part):
     bonus_percent: Percent = 0
     """Extra points, in percent of a line's base points."""
     discount_bp: BasisPoints = 0
-    """The member discount this tier gives (the larger of it and the spend discount applies)."""
+    """The member discount this tier gives (the larger of it and the spend discount applies, never above the
+    spend discount's `max_bp`: a draft whose tier asks more is refused)."""
     free_upgrade: bool = False
     early_booking: bool = False
 
@@ -202,7 +203,8 @@ class ProgrammeRules(_Part):
         if len(passes) != len(set(passes)) or len(skus) != len(set(skus)):
             raise ValueError("pass ids and pass SKUs must be unique")
         if self.discount is not None:
-            top = max([self.discount.min_bp, *(step.discount_bp for step in self.discount.steps)])
+            top = max([self.discount.min_bp, *(step.discount_bp for step in self.discount.steps),
+                       *(level.discount_bp for level in (self.tiers.levels if self.tiers is not None else ()))])
             if top > self.discount.max_bp:
                 raise ValueError(f"a discount step of {top / 100:g} % is above the maximum of "
                                  f"{self.discount.max_bp / 100:g} %")
@@ -241,13 +243,13 @@ class CampaignMatch(_Part):
     """What a campaign pays on; each field empty: any. Films by title, as tills send them."""
 
     kinds: tuple[ItemKind, ...] = ("ticket",)
-    films: tuple[Title, ...] = ()
-    genres: tuple[Name, ...] = ()
-    halls: tuple[Name, ...] = ()
-    sites: tuple[Name, ...] = ()
-    day_parts: tuple[RuleId, ...] = ()
-    formats: tuple[Name, ...] = ()
-    programmes: tuple[RuleId, ...] = ()
+    films: Annotated[tuple[Title, ...], Field(max_length=100)] = ()
+    genres: Annotated[tuple[Name, ...], Field(max_length=50)] = ()
+    halls: Annotated[tuple[Name, ...], Field(max_length=100)] = ()
+    sites: Annotated[tuple[Name, ...], Field(max_length=500)] = ()
+    day_parts: Annotated[tuple[RuleId, ...], Field(max_length=20)] = ()
+    formats: Annotated[tuple[Name, ...], Field(max_length=20)] = ()
+    programmes: Annotated[tuple[RuleId, ...], Field(max_length=20)] = ()
 
 
 class Campaign(_Part):

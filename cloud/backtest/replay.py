@@ -171,8 +171,10 @@ class Replay:
         rules = self._rules(bundle, member)
         account, effects = advance(books.proposed, rules, stored.occurred_at, bundle.timezone)
         self.time_rules[1].add(effects)
-        # The till applied money off only when it could (it tells by the benefits it recorded).
-        benefits = bool(loyalty.benefits) or loyalty.discount > 0
+        # Money off wherever the till asked for it (it applies it); a sale recorded before tills said so shows
+        # it by the benefits it recorded.
+        asked = loyalty.benefits_asked
+        benefits = asked if asked is not None else bool(loyalty.benefits) or loyalty.discount > 0
 
         def price(capture: tuple[int, int] | None) -> SaleDecision:
             return price_sale(bundle, member.programme, account, stored.sale.items, at=stored.occurred_at,

@@ -1,10 +1,16 @@
 """Members' accounts at the hub: each member's `protocol.account.Account`, folded from their ledger under the
-running bundle, with what the time-based rules did written back to the ledger as rows of their own.
+bundles in force at each moment, with what the time-based rules did written back to the ledger as rows of
+their own.
 
 The box folds the same moves with the same functions (`protocol.loyalty.sale_moves`, `protocol.account`), so
 the account the directory sends it is the one it would have computed. Events usually arrive in event time
 and fold on top of the stored account; one older than what the account already includes (an offline box's
 backlog) refolds the member from their ledger, and the rows the time-based rules wrote are rewritten.
+
+History is not rewritten under the current bundle: each bundle is in force from its `published_at` to the next
+one's (`Rulebook`), and the moves and time-rule moments of that span fold under it. The member's programme is
+the current one in every span: a programme change followed by a refold re-ranks their history under the new
+programme.
 
 Every function works in the caller's transaction; the caller holds the member's row lock.
 """
@@ -12,7 +18,8 @@ Every function works in the caller's transaction; the caller holds the member's 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,29 +39,130 @@ DERIVED_KINDS = ("expiry", "burn", "bonus", "tier")
 """Ledger kinds the time-based rules and tier changes wrote: derived from the moves, rewritten by a refold."""
 NO_CURRENCY = "XXX"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BUNDLES: dict[tuple[int, str], RuleBundle] = {}
-_CACHED = 8
+Done = list[tuple[Effect, int]]
+"""What the time-based rules did, each with the version of the bundle they ran under."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A bundle and the last instant it is in force (the next one's `published_at`; None for the newest)."""
+
+    bundle: RuleBundle
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rulebook:
+    """Every bundle published, in version order, each in force from its `published_at` to the next one's (the
+    built-in default before the first): an account's moves and time-rule moments fold under the bundle in
+    force then. A moment at a bundle's `published_at` is still the previous bundle's."""
+
+    spans: tuple[Span, ...]
+    key: tuple[int, str]
+    """The newest bundle's version and signature."""
+
+    @property
+    def current(self) -> RuleBundle:
+        return self.spans[-1].bundle
+
+    def rules(self, programme: str | None) -> tuple[ProgrammeRules, str]:
+        """The current rules of `programme`, and the chain's time zone."""
+        return self.current.rules_for(programme), self.current.timezone
+
+    def fold(self, moves: Iterable[Move], programme: str | None, *, start: Account | None = None,
+             until: datetime | None = None) -> tuple[Account, Done]:
+        """`protocol.account.fold` span by span: `start` (moves all later than its `as_of`), the moves, then
+        advanced to `until`; each span's moves and moments under its own bundle."""
+        account = start or Account()
+        pending = sorted(moves, key=Move.key)
+        end = max([move.at for move in pending] + ([until] if until is not None else []), default=None)
+        done: Done = []
+        if end is None:
+            return account, done
+        for span in self.spans:
+            if span.until is not None and (
+                    (account.as_of is not None and span.until <= account.as_of)
+                    or (account.as_of is None and (not pending or pending[0].at > span.until))):
+                continue  # over before the account's present, or before anything happened to it
+            bound = end if span.until is None else min(span.until, end)
+            mine = [move for move in pending if move.at <= bound]
+            pending = pending[len(mine):]
+            rules, tz = span.bundle.rules_for(programme), span.bundle.timezone
+            if mine:
+                account, effects = fold(mine, rules, tz, start=account, until=bound)
+            else:
+                account, effects = advance(account, rules, bound, tz)
+            done += [(effect, span.bundle.version) for effect in effects]
+            if span.until is None or end <= span.until:
+                break
+        return account, done
+
+    def due(self, account: Account, programme: str | None) -> datetime | None:
+        """The next instant a time-based rule may have something to do for the account (`due_at`), in the
+        span it falls in."""
+        if account.as_of is None:
+            return None
+        for span in self.spans:
+            if span.until is not None and span.until <= account.as_of:
+                continue
+            rules, tz = span.bundle.rules_for(programme), span.bundle.timezone
+            due = due_at(account, rules, tz)
+            if span.until is None or (due is not None and due <= span.until):
+                return due
+            account, _ = advance(account, rules, span.until, tz)  # nothing due in this span: no effect
+        return None
+
+
+_BOOK: dict[str, Rulebook] = {}
+"""The book of the newest version this process has read (under "book")."""
+_PARSED: dict[tuple[int, str], RuleBundle] = {}
+"""Its bundles by (version, signature)."""
+
+
+def rulebook(conn: sa.Connection) -> Rulebook:
+    """Every published bundle as spans of time (`Rulebook`).
+
+    A signed bundle never changes under its version: the book is kept until a newer version appears, and
+    then only that one is parsed.
+    """
+    signature = rule_bundles.c.body["signature"].as_string()
+    row = conn.execute(sa.select(rule_bundles.c.version, signature)
+                       .order_by(rule_bundles.c.version.desc()).limit(1)).first()
+    if row is None:
+        return Rulebook((Span(default_bundle(NO_CURRENCY, _EPOCH), None),), (0, ""))
+    key = (int(row[0]), str(row[1] or ""))
+    book = _BOOK.get("book")
+    if book is not None and book.key == key and key[1]:
+        return book
+    listed = conn.execute(sa.select(rule_bundles.c.version, rule_bundles.c.published_at, signature)
+                          .order_by(rule_bundles.c.version)).all()
+    parsed: dict[tuple[int, str], RuleBundle] = {}
+    for version, _, signed in listed:
+        wanted = (int(version), str(signed or ""))
+        bundle = _PARSED.get(wanted) if wanted[1] else None
+        if bundle is None:
+            body = conn.execute(sa.select(rule_bundles.c.body).where(rule_bundles.c.version == version)).scalar_one()
+            bundle = RuleBundle.model_validate(body)
+        parsed[wanted] = bundle
+    # In force from its publication; a version published (by its clock) before the one it follows starts
+    # when that one does.
+    starts: list[datetime] = []
+    for _, published_at, _ in listed:
+        starts.append(max(published_at, starts[-1]) if starts else published_at)
+    bundles = list(parsed.values())
+    spans = [Span(default_bundle(NO_CURRENCY, _EPOCH), starts[0])]
+    spans += [Span(bundle, nxt) for bundle, nxt in zip(bundles, [*starts[1:], None], strict=True)]
+    book = Rulebook(tuple(spans), key)
+    if all(signed for _, signed in parsed):  # an unsigned one (a hand-made row) is read again each time
+        _PARSED.clear()
+        _PARSED.update(parsed)
+        _BOOK["book"] = book
+    return book
 
 
 def running_bundle(conn: sa.Connection) -> RuleBundle:
-    """The newest published bundle (the built-in default before the first): what accounts are folded under.
-
-    A signed bundle never changes under its version, so one parsed is kept (a batch reads it every time).
-    """
-    row = conn.execute(sa.select(rule_bundles.c.version, rule_bundles.c.body["signature"].as_string())
-                       .order_by(rule_bundles.c.version.desc()).limit(1)).first()
-    if row is None:
-        return default_bundle(NO_CURRENCY, _EPOCH)
-    key = (int(row[0]), str(row[1] or ""))
-    bundle = _BUNDLES.get(key) if key[1] else None
-    if bundle is None:
-        body = conn.execute(sa.select(rule_bundles.c.body).where(rule_bundles.c.version == key[0])).scalar_one()
-        bundle = RuleBundle.model_validate(body)
-        if key[1]:
-            if len(_BUNDLES) >= _CACHED:
-                _BUNDLES.clear()
-            _BUNDLES[key] = bundle
-    return bundle
+    """The newest published bundle (the built-in default before the first)."""
+    return rulebook(conn).current
 
 
 def stored_account(value: Any) -> Account | None:
@@ -81,7 +189,8 @@ def move_detail(move: Move) -> dict[str, Any] | None:
 
 
 def move_of_row(row: Any) -> Move:
-    """The account move a ledger row of one of `MOVE_KINDS` records (the inverse of `move_detail`)."""
+    """The account move a ledger row of one of `MOVE_KINDS` records (the inverse of `move_detail`), at the
+    row's time (the event's, or the hub's when the box's clock could not be trusted)."""
     detail = row.detail if isinstance(row.detail, dict) else {}
     points = int(row.points)
     return Move(at=row.occurred_at, kind=MOVE_KINDS[row.kind], points=points,  # type: ignore[arg-type]
@@ -135,88 +244,81 @@ def due_at(account: Account, rules: ProgrammeRules, tz: str) -> datetime | None:
     return min(moments, default=None)
 
 
-def account_values(account: Account, rules: ProgrammeRules, tz: str) -> dict[str, Any]:
+def account_values(account: Account, book: Rulebook, programme: str | None) -> dict[str, Any]:
     """The member columns that follow the account."""
     return {"account": account.model_dump(mode="json"), "balance": account.balance,
-            "account_due": due_at(account, rules, tz)}
+            "account_due": book.due(account, programme)}
 
 
-def effect_rows(member_id: str, effects: Sequence[Effect], *, recorded_at: datetime,
-                rules_version: int) -> list[dict[str, Any]]:
-    """Ledger rows for what the time-based rules (or a tier change) did."""
+def effect_rows(member_id: str, done: Sequence[tuple[Effect, int]], *, recorded_at: datetime) -> list[dict[str, Any]]:
+    """Ledger rows for what the time-based rules (or a tier change) did, each under its bundle's version."""
     return [{"member_id": member_id, "card_token": None, "kind": effect.kind, "points": effect.points,
              "occurred_at": effect.at, "recorded_at": recorded_at, "site_id": None, "device_id": None, "seq": None,
-             "sale_id": None, "rules_version": rules_version, "detail": {"detail": effect.detail}}
-            for effect in effects]
+             "sale_id": None, "rules_version": version, "detail": {"detail": effect.detail}}
+            for effect, version in done]
 
 
-def _write_effects(conn: sa.Connection, member_id: str, effects: Sequence[Effect], *, at: datetime,
-                   bundle: RuleBundle) -> None:
-    if effects:
-        conn.execute(member_ledger.insert(), effect_rows(member_id, effects, recorded_at=at,
-                                                         rules_version=bundle.version))
+def _write_effects(conn: sa.Connection, member_id: str, done: Sequence[tuple[Effect, int]], *,
+                   at: datetime) -> None:
+    if done:
+        conn.execute(member_ledger.insert(), effect_rows(member_id, done, recorded_at=at))
 
 
-def refold(conn: sa.Connection, member_id: str, programme: str, bundle: RuleBundle, *, at: datetime,
+def refold(conn: sa.Connection, member_id: str, programme: str, book: Rulebook, *, at: datetime,
            until: datetime | None = None) -> dict[str, Any]:
-    """Fold the member from every move in their ledger, advanced to `until` (at least their last move), and
-    rewrite their derived rows; returns the member columns to set."""
-    rules, tz = bundle.rules_for(programme), bundle.timezone
+    """Fold the member from every move in their ledger, span by span, advanced to `until` (at least their
+    last move), and rewrite their derived rows; returns the member columns to set."""
     rows = conn.execute(
         sa.select(member_ledger.c.kind, member_ledger.c.points, member_ledger.c.occurred_at,
                   member_ledger.c.device_id, member_ledger.c.seq, member_ledger.c.detail)
         .where(member_ledger.c.member_id == member_id, member_ledger.c.kind.in_(list(MOVE_KINDS)))).all()
-    moves = [move_of_row(row) for row in rows]
-    end = max([moment for moment in (until, *(move.at for move in moves)) if moment is not None], default=None)
-    account, effects = fold(moves, rules, tz, until=end)
+    account, done = book.fold([move_of_row(row) for row in rows], programme, until=until)
     conn.execute(member_ledger.delete().where(member_ledger.c.member_id == member_id,
                                               member_ledger.c.kind.in_(DERIVED_KINDS)))
-    _write_effects(conn, member_id, effects, at=at, bundle=bundle)
-    return account_values(account, rules, tz)
+    _write_effects(conn, member_id, done, at=at)
+    return account_values(account, book, programme)
 
 
-def fold_in(conn: sa.Connection, member: Any, moves: Sequence[Move], bundle: RuleBundle, *,
+def fold_in(conn: sa.Connection, member: Any, moves: Sequence[Move], book: Rulebook, *,
             at: datetime) -> dict[str, Any]:
     """Bring the member (their row, locked) up to date with `moves`, already in their ledger: folded on top of
     their account when all are later than it, else refolded from the ledger. Returns the columns to set."""
-    rules, tz = bundle.rules_for(member.programme), bundle.timezone
     account = stored_account(member.account)
     # Strictly later: moves at one instant apply in a fixed order, which a fold on top could not respect.
     if account is not None and all(account.as_of is None or move.at > account.as_of for move in moves):
-        folded, effects = fold(moves, rules, tz, start=account)
-        _write_effects(conn, member.member_id, effects, at=at, bundle=bundle)
-        return account_values(folded, rules, tz)
-    return refold(conn, member.member_id, member.programme, bundle, at=at,
+        folded, done = book.fold(moves, member.programme, start=account)
+        _write_effects(conn, member.member_id, done, at=at)
+        return account_values(folded, book, member.programme)
+    return refold(conn, member.member_id, member.programme, book, at=at,
                   until=account.as_of if account is not None else None)
 
 
-def advance_member(conn: sa.Connection, member: Any, bundle: RuleBundle, *,
+def advance_member(conn: sa.Connection, member: Any, book: Rulebook, *,
                    now: datetime) -> tuple[dict[str, Any], bool]:
     """Run the time-based rules due for the member (their row, locked) up to `now`; the columns to set, and
     whether anything happened that boxes must hear of (an advance that did nothing they do themselves)."""
-    rules, tz = bundle.rules_for(member.programme), bundle.timezone
     account = stored_account(member.account)
     if account is None:
-        return refold(conn, member.member_id, member.programme, bundle, at=now, until=now), True
-    advanced, effects = advance(account, rules, now, tz)
-    _write_effects(conn, member.member_id, effects, at=now, bundle=bundle)
-    return account_values(advanced, rules, tz), bool(effects)
+        return refold(conn, member.member_id, member.programme, book, at=now, until=now), True
+    advanced, done = book.fold((), member.programme, start=account, until=now)
+    _write_effects(conn, member.member_id, done, at=now)
+    return account_values(advanced, book, member.programme), bool(done)
 
 
 def reprogramme(conn: sa.Connection, member_id: str, programme: str, *, at: datetime) -> dict[str, Any]:
     """Move a member to `programme`, keeping their account (points, history, activity): the tier becomes what
     their activity up to this month qualifies for under the new rules, with a tier row saying so. The caller
     holds the member's row lock; returns the columns to set."""
-    bundle = running_bundle(conn)
-    rules, tz = bundle.rules_for(programme), bundle.timezone
+    book = rulebook(conn)
+    rules, tz = book.rules(programme)
     member = conn.execute(sa.select(members.c.account).where(members.c.member_id == member_id)).one()
     account = stored_account(member.account)
     if account is None:
-        return refold(conn, member_id, programme, bundle, at=at)
+        return refold(conn, member_id, programme, book, at=at)
     level = qualified(rules, account.activity, month_key(local_day(at, tz)))
     tier = level.tier_id if level is not None else None
     if tier != account.tier:
         change = Effect("tier", at, 0, f"{account.tier or '-'}>{tier or '-'}")
-        _write_effects(conn, member_id, [change], at=at, bundle=bundle)
+        _write_effects(conn, member_id, [(change, book.current.version)], at=at)
         account = account.model_copy(update={"tier": tier})
-    return account_values(account, rules, tz)
+    return account_values(account, book, programme)

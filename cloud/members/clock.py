@@ -7,6 +7,10 @@ LOCKED, so several hub processes run clocks side by side and never wait on a mem
 is taken at the next run). A box does the same to its own view at the same moments, so the two agree.
 
 A new bundle may bring a rule due sooner than the dues stored: the clock then recomputes every member's.
+
+One member whose advance fails (data this hub cannot read) is skipped, in a savepoint of its own: it stays
+due, is tried again at the next run, and never holds up the others. Its id is logged once (member ids are
+not personal data).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from cloud.db.schema import members
-from cloud.members.accounts import advance_member, due_at, running_bundle, stored_account
+from cloud.members.accounts import advance_member, rulebook, stored_account
 from cloud.members.directory import publish_members
 from cloud.members.overdrafts import check_overdraft
 
@@ -40,9 +44,11 @@ class RulesClock:
         self._on_change = on_change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._dues_for: tuple[int, str | None] | None = None
+        self._dues_for: tuple[int, str] | None = None
         self._failing = False
-        self.counters = {"runs": 0, "members": 0, "published": 0, "dues_refreshed": 0, "failures": 0}
+        self._failed_members: set[str] = set()
+        self.counters = {"runs": 0, "members": 0, "published": 0, "dues_refreshed": 0, "failures": 0,
+                         "member_failures": 0}
 
     def start(self) -> None:
         if self._thread is None:
@@ -87,7 +93,7 @@ class RulesClock:
             log.error(message, *args, exc_info=exc_info)
 
     def run_once(self, now: datetime) -> int:
-        """Apply the time-based rules due by `now` to every member concerned; returns how many were taken."""
+        """Apply the time-based rules due by `now` to every member concerned; returns how many were advanced."""
         after, total = "", 0
         due = sa.and_(members.c.account_due <= now, members.c.member_id > sa.bindparam("after"))
         while True:
@@ -96,48 +102,78 @@ class RulesClock:
                 if conn.execute(sa.select(members.c.member_id).where(due).limit(1), {"after": after}).first() is None:
                     return total
             with self._engine.begin() as conn:
-                bundle = running_bundle(conn)
+                if conn.dialect.name == "sqlite":
+                    # pysqlite begins a transaction at the first write only: a savepoint before it would be the
+                    # outermost transaction, and releasing it a commit. IMMEDIATE: the write lock now, waited for.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                book = rulebook(conn)
                 query = (sa.select(members.c.member_id, members.c.programme, members.c.account, members.c.balance)
                          .where(due).order_by(members.c.member_id).limit(BATCH))
                 if conn.dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)
                 rows = conn.execute(query, {"after": after}).all()
-                changed = []
+                changed, advanced = [], 0
                 for row in rows:
-                    values, news = advance_member(conn, row, bundle, now=now)
+                    try:
+                        with conn.begin_nested():
+                            values, news = advance_member(conn, row, book, now=now)
+                            if news:
+                                values["updated_at"] = now
+                            conn.execute(members.update().where(members.c.member_id == row.member_id)
+                                         .values(**values))
+                            if row.balance < 0 and values["balance"] != row.balance:  # a bonus may settle a debt
+                                check_overdraft(conn, row.member_id, values["balance"], set(), now)
+                    except Exception as exc:  # one member's data must not hold up every other's
+                        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+                            raise  # the database went away: nobody can be advanced, the tick says so
+                        self._member_failed(row.member_id, exc)
+                        continue
+                    advanced += 1
                     if news:
-                        values["updated_at"] = now
                         changed.append(row.member_id)
-                    conn.execute(members.update().where(members.c.member_id == row.member_id).values(**values))
-                    if row.balance < 0 and values["balance"] != row.balance:  # a bonus may settle an overdraft
-                        check_overdraft(conn, row.member_id, values["balance"], set(), now)
+                    if row.member_id in self._failed_members:
+                        self._failed_members.discard(row.member_id)
+                        log.info("the rules clock advanced member %s again", row.member_id)
                 published = publish_members(conn, changed, now)
-            total += len(rows)
-            self.counters["members"] += len(rows)
+            total += advanced
+            self.counters["members"] += advanced
             self.counters["published"] += published
             if published and self._on_change is not None:
                 self._on_change()
             if len(rows) < BATCH or self._stop.is_set():  # stopping: the rest are due still, for the next run
                 return total
-            after = rows[-1].member_id
+            after = rows[-1].member_id  # past the last taken, advanced or not: a failed one waits for the next run
+
+    def _member_failed(self, member_id: str, exc: Exception) -> None:
+        self.counters["member_failures"] += 1
+        if member_id in self._failed_members:
+            return
+        self._failed_members.add(member_id)
+        if isinstance(exc, ValidationError):  # field names only, never the values
+            fields = ", ".join(".".join(str(part) for part in error["loc"]) for error in exc.errors())
+            log.error("the rules clock cannot advance member %s (a stored %s does not validate; fields: %s); "
+                      "skipped, and tried again every run", member_id, exc.title, fields[:200])
+        else:
+            log.error("the rules clock cannot advance member %s; skipped, and tried again every run", member_id,
+                      exc_info=True)
 
     def refresh_dues(self) -> int:
         """Once per bundle: every member's due under it (a new rule may be due sooner than the one stored);
         returns how many changed."""
         with self._engine.connect() as conn:
-            bundle = running_bundle(conn)
-        key = (bundle.version, bundle.signature)
+            book = rulebook(conn)
+        key = book.key
         if key == self._dues_for:
             return 0
         after, changed = "", 0
         columns = (members.c.member_id, members.c.programme, members.c.account, members.c.account_due)
 
         def fresh(row: Any) -> tuple[bool, datetime | None]:
-            """Whether the row's due differs from the one under `bundle`, and that one."""
+            """Whether the row's due differs from the one under `book`, and that one."""
             account = stored_account(row.account)
             if account is None:
                 return False, None
-            due = due_at(account, bundle.rules_for(row.programme), bundle.timezone)
+            due = book.due(account, row.programme)
             return due != row.account_due, due
 
         while True:

@@ -5,26 +5,42 @@ member holds starts an anonymous account that a later enrolment claims, with its
 account is folded from their ledger's moves (`cloud.members.accounts`), and what the time-based rules did is
 in the ledger too, so the balance is the sum of their rows; `seen` says, per device, the highest seq the
 balance includes (ingest takes each device's events in seq order, so every earlier event of that device is in).
+
+A move folds at its event's time, unless the box's clock could not be trusted (the event says its clock was not
+synchronised, or it is stamped more than `CLOCK_SLACK` after the batch reached the hub): then at the time the
+hub received it, and the ledger row keeps that time, so a refold from the ledger folds it the same. One box with
+a clock years ahead would otherwise expire every point of the members it saw.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from cloud.db.dialect import insert_or_ignore
 from cloud.db.schema import member_cards, member_ledger, members
-from cloud.members.accounts import fold_in, move_detail, refold, running_bundle, stored_account
+from cloud.members.accounts import fold_in, move_detail, refold, rulebook, stored_account
 from cloud.members.directory import publish_member, publish_members
 from cloud.members.overdrafts import check_overdraft
 from protocol.account import Move
 from protocol.events import Event, RedemptionReversed, SaleRecorded
 from protocol.loyalty import reversal_move, sale_moves
+
+log = logging.getLogger(__name__)
+CLOCK_SLACK = timedelta(minutes=5)
+"""How far after the batch's arrival an event may be stamped before its box's clock is not believed."""
+retimed: Counter[str] = Counter()
+"""Per device, the moves this hub process ledgered at their arrival because the box's clock was not trusted."""
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,29 @@ def moves_of(event: Event, payload: object, site_id: str) -> list[PointsMove]:
         return [PointsMove(event, site_id, payload.card_token, reversal_move(payload, event.occurred_at, order),
                            payload.sale_id, None)]
     return []
+
+
+CLOCK_NEVER_SET = datetime(2020, 1, 1, tzinfo=UTC)
+"""A box's time before this was never set (a board without a real-time clock boots in 1970)."""
+
+
+def move_time(event: Event, received_at: datetime) -> datetime:
+    """When the event's moves fold: its own time, or `received_at` when that time cannot be: after the batch
+    arrived (beyond a few minutes' slack), or, from a box that says its clock is not synchronised, before
+    2020. A box offline with an unsynchronised but running clock keeps its times: its offline sales fold
+    where they happened, as the box folded them. Counted in `retimed`, logged once per device and process."""
+    if event.occurred_at <= received_at + CLOCK_SLACK and (event.clock_ok or event.occurred_at >= CLOCK_NEVER_SET):
+        return event.occurred_at
+    retimed[event.device_id] += 1
+    with _warned_lock:
+        first = event.device_id not in _warned
+        _warned.add(event.device_id)
+    if first:
+        log.warning("device %s sends events stamped %s (clock %s) in a batch the hub received at %s: its members' "
+                    "points are ledgered at the time the hub received them; check the box's clock (NTP)",
+                    event.device_id, event.occurred_at.isoformat(),
+                    "synchronised" if event.clock_ok else "not synchronised", received_at.isoformat())
+    return received_at
 
 
 def _holders(conn: sa.Connection, tokens: Sequence[str], at: datetime) -> dict[str, str]:
@@ -99,26 +138,27 @@ def apply_moves(conn: sa.Connection, moves: Sequence[PointsMove], *, received_at
         member_id = holders[move.card_token]
         current = state[member_id]
         event = move.event
-        new_moves.setdefault(member_id, []).append(move.move)
+        when = move_time(event, received_at)
+        new_moves.setdefault(member_id, []).append(replace(move.move, at=when))
         current["seen"][event.device_id] = max(current["seen"].get(event.device_id, 0), event.seq)
         if move.kind == "redeem":
-            redeemed_days.setdefault(member_id, set()).add(event.occurred_at.date())
+            redeemed_days.setdefault(member_id, set()).add(when.date())
         if move.kind in ("redeem", "reversal"):
-            day = event.occurred_at.date()
+            day = when.date()
             if current["redeemed_day"] is None or day > current["redeemed_day"]:
                 current["redeemed_day"], current["redeemed"] = day, 0
             if day == current["redeemed_day"]:
                 current["redeemed"] = max(0, current["redeemed"] - move.points)
         ledger_rows.append({
             "member_id": member_id, "card_token": move.card_token, "kind": move.kind, "points": move.points,
-            "occurred_at": event.occurred_at, "recorded_at": received_at, "site_id": move.site_id,
+            "occurred_at": when, "recorded_at": received_at, "site_id": move.site_id,
             "device_id": event.device_id, "seq": event.seq, "sale_id": move.sale_id,
             "rules_version": move.rules_version, "detail": move_detail(move.move),
         })
     conn.execute(member_ledger.insert(), ledger_rows)
-    bundle = running_bundle(conn)
+    book = rulebook(conn)
     for member_id in touched:
-        values = fold_in(conn, rows[member_id], new_moves[member_id], bundle, at=received_at)
+        values = fold_in(conn, rows[member_id], new_moves[member_id], book, at=received_at)
         conn.execute(members.update().where(members.c.member_id == member_id).values(
             updated_at=received_at, **state[member_id], **values))
         check_overdraft(conn, member_id, values["balance"], redeemed_days.get(member_id, set()), received_at)
@@ -148,7 +188,7 @@ def recompute(conn: sa.Connection, member_id: str, *, at: datetime | None = None
     redemptions = [row for row in rows if row.kind in ("redeem", "reversal")]
     day = max((row.occurred_at.date() for row in redemptions), default=None)
     account = stored_account(member.account)
-    values = refold(conn, member_id, member.programme, running_bundle(conn), at=at or datetime.now(UTC),
+    values = refold(conn, member_id, member.programme, rulebook(conn), at=at or datetime.now(UTC),
                     until=account.as_of if account is not None else None)
     conn.execute(members.update().where(members.c.member_id == member_id).values(
         seen=seen, redeemed_day=day,

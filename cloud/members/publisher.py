@@ -23,7 +23,7 @@ from cloud.db.schema import devices, member_cards
 from cloud.errors import HubError
 from cloud.members.directory import changes_after, current_version, oldest_change, snapshot_entries
 from protocol.codec import decode, encode
-from protocol.directory import MAX_PAGE_ENTRIES, DirectoryEntry, DirectoryPage, DirectoryRequest
+from protocol.directory import PAGE_ENTRIES, DirectoryEntry, DirectoryPage, DirectoryRequest
 from protocol.errors import ProtocolError
 from protocol.signing import sign_directory_page
 from protocol.topics import parse_topic, site_topic
@@ -142,7 +142,7 @@ class DirectoryPublisher:
             if self._published is None:
                 self._published = current_version(conn)  # boxes that lack older ones ask
                 return
-            changes = changes_after(conn, self._published, limit=MAX_PAGE_ENTRIES)
+            changes = changes_after(conn, self._published, limit=PAGE_ENTRIES)
             if not changes:
                 return
             sites = site_ids(conn)
@@ -173,7 +173,7 @@ class DirectoryPublisher:
                 return
             if 0 < have < current and oldest_change(conn) <= have + 1:
                 while have < current:
-                    changes = changes_after(conn, have, limit=MAX_PAGE_ENTRIES)
+                    changes = changes_after(conn, have, limit=PAGE_ENTRIES)
                     if not changes:
                         break
                     page = self._delta(have, changes).model_copy(update={"for_device": device_id})
@@ -186,14 +186,14 @@ class DirectoryPublisher:
         # Streamed page by page (a million cards are 500 pages): counted first, in the same snapshot of the
         # tables, since every page says how many there are.
         total = conn.execute(sa.select(sa.func.count()).select_from(member_cards)).scalar_one()
-        pages = max(1, -(-int(total) // MAX_PAGE_ENTRIES))
+        pages = max(1, -(-int(total) // PAGE_ENTRIES))
         batch: list[DirectoryEntry] = []
         number = 0
         for entry in snapshot_entries(conn):
             checked = self._entry(entry)
             if checked is not None:
                 batch.append(checked)
-            if len(batch) == MAX_PAGE_ENTRIES and number + 1 < pages:
+            if len(batch) == PAGE_ENTRIES and number + 1 < pages:
                 number += 1
                 self._send([site_id], DirectoryPage(kind="snapshot", version_from=0, version=version, page=number,
                                                     pages=pages, entries=batch, for_device=device_id))

@@ -186,6 +186,8 @@ class Loyalty(_Message):
     redeemed: int | None = None
     earned_by: list[EarnedLine] | None = None
     discount: int | None = None
+    redeemed_amount: int | None = None
+    to_pay: int | None = None
     benefits: list[BenefitLine] | None = None
     tier: TierLine | None = None
     passes: list[PassLine] | None = None
@@ -193,8 +195,8 @@ class Loyalty(_Message):
     capped: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
-OPTIONAL_LOYALTY = frozenset({"redeemed", "earned_by", "discount", "benefits", "tier", "passes", "birthday_reward",
-                              "capped"})
+OPTIONAL_LOYALTY = frozenset({"redeemed", "earned_by", "discount", "redeemed_amount", "to_pay", "benefits", "tier",
+                              "passes", "birthday_reward", "capped"})
 """Answer fields a till gets only when its request speaks the version that brought them."""
 
 

@@ -337,7 +337,7 @@ class JournalTransaction:
                    move: Move | None = None) -> None:
         """Record the points of event `seq` on a card (earned positive, redeemed negative; `day` UTC) and the
         move the account folds."""
-        ledger.add(self._conn, seq, card_token, points, kind, day, move)
+        ledger.add(self._conn, seq, card_token, points, kind, day, move, self._j._sealer)
 
     def forget_cards(self, tokens: Sequence[str]) -> None:
         """Drop the ledger rows of these cards (an erased member's)."""
@@ -349,7 +349,7 @@ class JournalTransaction:
 
     def local_moves(self, tokens: Sequence[str], after_seq: int, device_id: str) -> list[Move]:
         """This box's moves on these cards above `after_seq`, as this transaction sees them."""
-        return ledger.local_moves(self._conn, tokens, after_seq, device_id)
+        return ledger.local_moves(self._conn, tokens, after_seq, device_id, self._j._sealer)
 
     def redeemed_since(self, tokens: Sequence[str], after_seq: int, day: date) -> int:
         """`Journal.redeemed_since`, as this transaction sees it."""

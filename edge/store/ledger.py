@@ -2,8 +2,9 @@
 
 A member's account at the box is the directory's plus this box's own rows above the directory's watermark
 for it, so each row keeps the seq of its event and, in `move`, what the rules count (the time, spend, visit,
-passes, birthday ticket: `protocol.account.Move` as JSON). Points are signed: earned positive, redeemed
-negative. Rows hold card tokens (HMACs), never card numbers.
+passes, birthday ticket: `protocol.account.Move` as JSON, sealed with the journal's key and bound to the
+row's seq and card: a spending habit or a birthday week is personal). Points are signed: earned positive,
+redeemed negative. Rows hold card tokens (HMACs), never card numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from edge.errors import StoreError
+from edge.store.crypto import Sealer
 from protocol.account import Move
 from protocol.events import Event, SaleRecorded
 
@@ -58,12 +60,17 @@ def _encode(move: Move) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _decode(seq: int, points: int, kind: str, day: str, move: str | None, device_id: str) -> Move:
+def _aad(seq: int, card_token: str) -> bytes:
+    return f"ledger:{seq}:{card_token}".encode()
+
+
+def _decode(seq: int, points: int, kind: str, day: str, move: bytes | str | None, device_id: str,
+            token: str, sealer: Sealer) -> Move:
     """A row as the move it was; a row written before moves were kept counts its points on its day."""
     if move is None:
         at = datetime.combine(date.fromisoformat(day), time(12), tzinfo=UTC)
         return Move(at=at, kind=kind, points=points, order=(device_id, seq))  # type: ignore[arg-type]
-    data = json.loads(move)
+    data = json.loads(sealer.open(move, _aad(seq, token)) if isinstance(move, bytes) else move)
     return Move(at=datetime.fromisoformat(data["at"]), kind=kind, points=points,  # type: ignore[arg-type]
                 spend=int(data.get("spend", 0)), visit=bool(data.get("visit", False)),
                 earning_sale=bool(data.get("earning_sale", False)),
@@ -73,22 +80,32 @@ def _decode(seq: int, points: int, kind: str, day: str, move: str | None, device
 
 
 def add(conn: sqlite3.Connection, seq: int, card_token: str, points: int, kind: LedgerKind, day: date,
-        move: Move | None = None) -> None:
-    """One row; the caller's transaction commits it with the event `seq`."""
+        move: Move | None = None, sealer: Sealer | None = None) -> None:
+    """One row; the caller's transaction commits it with the event `seq` (`move` sealed with `sealer`)."""
     if (kind in ("earn", "reversal") and points < 0) or (kind == "redeem" and points > 0):
         raise ValueError(f"{kind} of {points} points: earnings and reversals are positive, redemptions negative")
     conn.execute("INSERT INTO ledger(seq, card_token, points, day, kind, move) VALUES (?, ?, ?, ?, ?, ?)",
-                 (seq, card_token, points, day.isoformat(), kind, _encode(move) if move is not None else None))
+                 (seq, card_token, points, day.isoformat(), kind, _sealed(move, seq, card_token, sealer)))
 
 
-def local_moves(conn: sqlite3.Connection, tokens: Sequence[str], after_seq: int, device_id: str) -> list[Move]:
-    """The moves of these cards' rows with a seq above `after_seq`, in seq order."""
+def _sealed(move: Move | None, seq: int, card_token: str, sealer: Sealer | None) -> bytes | str | None:
+    if move is None:
+        return None
+    text = _encode(move)
+    return sealer.seal(text.encode(), _aad(seq, card_token)) if sealer is not None else text
+
+
+def local_moves(conn: sqlite3.Connection, tokens: Sequence[str], after_seq: int, device_id: str,
+                sealer: Sealer) -> list[Move]:
+    """The moves of these cards' rows with a seq above `after_seq`, in seq order (StoreError: one does not
+    open)."""
     if not tokens:
         return []
     marks, unique = _tokens(tokens)
-    rows = conn.execute(f"SELECT seq, points, kind, day, move FROM ledger WHERE card_token IN ({marks}) AND seq > ? "
-                        "ORDER BY seq, kind", (*unique, after_seq)).fetchall()
-    return [_decode(int(seq), int(points), kind, day, move, device_id) for seq, points, kind, day, move in rows]
+    rows = conn.execute(f"SELECT seq, points, kind, day, move, card_token FROM ledger WHERE card_token IN ({marks}) "
+                        "AND seq > ? ORDER BY seq, kind", (*unique, after_seq)).fetchall()
+    return [_decode(int(seq), int(points), kind, day, move, device_id, token, sealer)
+            for seq, points, kind, day, move, token in rows]
 
 
 def _tokens(tokens: Sequence[str]) -> tuple[str, list[str]]:

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from cloud.api.app import create_app
 from cloud.auth import hash_password
-from cloud.bundles import create_signing_key
+from cloud.bundles import create_signing_key, load_signing_key, publish_draft, push
 from cloud.db.devices import register_device
 from cloud.db.users import add_user
 from cloud.settings import HubSettings
@@ -78,6 +78,15 @@ def publish(client: TestClient, box: Agent, rules: dict[str, Any]) -> int:
     return version
 
 
+def published_back_then(app: Any, box: Agent, rules: dict[str, Any], at: datetime) -> None:
+    """A bundle published at `at` (the hub folds each span of time under the bundle in force then), and pushed."""
+    settings = app.state.settings
+    with app.state.engine.begin() as conn:
+        bundle = publish_draft(conn, rules, load_signing_key(settings.rules_key_file), at=at, by=ADMIN[0])
+    push(settings, bundle, ["riverside"])
+    wait_for(lambda: box.rules.current.version == bundle.version, timeout=10, what="the bundle at the box")
+
+
 def sell(box: Agent, who: str, sale_id: str, when: str, **extra: Any) -> dict[str, Any]:
     box.desk.wall = lambda: at(when)
     tick = at(when) - at("2026-01-01T00:00:00")  # the readers' monotonic clock: presentations far apart
@@ -112,11 +121,12 @@ def at_hub(client: TestClient, who: str) -> dict[str, Any]:
 def test_a_review_and_an_expiry_at_the_hub_while_the_box_is_cut_off_agree_on_reconnect(
         chain: dict[str, Any], mosquitto: Mosquitto) -> None:
     client, box, app = chain["client"], chain["box"], chain["app"]
-    publish(client, box, {
+    published_back_then(app, box, {
         "currency": "EUR", "timezone": "Europe/Paris", "earning": EARNING, "expiry": {"shelf_life_months": 1},
         "tiers": {"levels": [{"tier_id": "regular", "name": "Regular"},
                              {"tier_id": "silver", "name": "Silver", "min_visits": 2}],
-                  "window_months": 1, "review": "monthly", "demotion": "to_qualified"}})
+                  "window_months": 1, "review": "monthly", "demotion": "to_qualified"}},
+        datetime(2026, 10, 1, tzinfo=UTC))
     # October: Ana visits twice (silver at once), Ben once; 100 points a ticket of 10.00.
     sell(box, "ana", "S-1", "2026-10-10T18:00:00", ticket=1000)
     assert sell(box, "ana", "S-2", "2026-10-11T18:00:00", ticket=1000)["balance"] == 200

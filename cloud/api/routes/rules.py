@@ -4,11 +4,11 @@ past sales first (backtest), and the sponsors' bill of recorded sales (admins)."
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.api.deps import AUTH_RESPONSES, ConnDep, CurrentUser, EngineDep, SettingsDep
 from cloud.backtest.jobs import BacktestJobs
@@ -105,7 +105,8 @@ def _jobs(request: Request) -> BacktestJobs:
 
 
 class BacktestRequest(BaseModel):
-    """A draft to try on the sales of [from, to), of the listed sites only when `sites` is given."""
+    """A draft to try on the sales of [from, to), of the listed sites only when `sites` is given (the period is
+    checked by `period_problems`)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -114,11 +115,22 @@ class BacktestRequest(BaseModel):
     end: UtcDatetime = Field(alias="to")
     sites: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
 
-    @model_validator(mode="after")
-    def _period(self) -> BacktestRequest:
-        if self.end <= self.start:
-            raise ValueError("`to` must be after `from`")
-        return self
+
+MAX_PERIOD = timedelta(days=400)
+AHEAD = timedelta(days=1)
+
+
+def period_problems(start: datetime, end: datetime, now: datetime) -> list[dict[str, str]]:
+    """What is wrong with the period [start, end), by field: `to` after `from`, at most 400 days, and `to`
+    at most a day after now (a period of sales yet to come reads nothing and holds a job open)."""
+    problems = []
+    if end <= start:
+        problems.append({"loc": "to", "msg": "`to` must be after `from`"})
+    elif end - start > MAX_PERIOD:
+        problems.append({"loc": "to", "msg": f"the period is at most {MAX_PERIOD.days} days long"})
+    if end > now + AHEAD:
+        problems.append({"loc": "to", "msg": "`to` is at most one day after now"})
+    return problems
 
 
 class BacktestProgress(BaseModel):
@@ -147,7 +159,8 @@ def backtest(body: BacktestRequest, request: Request, conn: ConnDep, engine: Eng
     """Replay a period's card sales under a draft beside what was recorded, on a thread of the hub; poll
     `GET /rules/backtest/{job_id}` for progress and the figures. Jobs live in this process's memory."""
     _admin(user)
-    problems = [{"loc": loc, "msg": msg} for loc, msg in draft_problems(conn, body.draft)]
+    problems = period_problems(body.start, body.end, datetime.now(UTC))
+    problems += [{"loc": loc, "msg": msg} for loc, msg in draft_problems(conn, body.draft)]
     if body.sites is not None:
         registered = set(site_ids(conn))
         problems += [{"loc": f"sites.{index}", "msg": f"site {site!r} is not registered"}
@@ -188,6 +201,7 @@ def sponsors(start: Annotated[UtcDatetime, Query(alias="from")], end: Annotated[
     """The sponsors' bill of recorded sales in [from, to): campaign points per sponsor, campaign and site, and
     their money at the redemption rate of the bundle that decided each sale."""
     _admin(user)
-    if end <= start:
-        raise HTTPException(422, [{"loc": "to", "msg": "`to` must be after `from`"}])
+    problems = period_problems(start, end, datetime.now(UTC))
+    if problems:
+        raise HTTPException(422, problems)  # the status name differs across Starlette versions
     return sponsors_bill(engine, start, end)

@@ -40,9 +40,13 @@ def give(agent: Agent, version: int, **fields: Any) -> None:
                                             key=HUB))) == "applied"
 
 
+FAST_TILL = [{"till_id": "t1", "pos_port": "loop://", "pos_baudrate": 115200}]
+"""Tills applying benefits need a line fast enough for the longer answer (docs/pos-protocol.md section 9)."""
+
+
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Agent]:
-    box = redeeming_agent(tmp_path, rules_bundle())
+    box = redeeming_agent(tmp_path, rules_bundle(), tills=FAST_TILL)
     box.desk.wall = lambda: MONDAY_EVENING
     yield box
     box.journal.close()
@@ -108,6 +112,9 @@ def test_the_birthday_ticket_is_offered_in_the_birthday_week_and_given_once(agen
     assert {"line": 0, "amount": 1400, "reason": "birthday"} in used["benefits"]
     later = sell(agent, request("sale", "S-3", benefits=True), at=20.0)
     assert later["birthday_reward"] is None and all(b["reason"] != "birthday" for b in later["benefits"])
+    # What the rules count per sale (the birthday ticket's year, spend, passes) is sealed in the box's files.
+    raw = b"".join(path.read_bytes() for path in agent.journal.path.parent.iterdir() if path.is_file())
+    assert b"birthday_year" not in raw and b'"spend"' not in raw and b"passes_bought" not in raw
 
 
 def test_a_birthday_next_week_is_not_offered_yet(agent: Agent) -> None:
@@ -116,7 +123,7 @@ def test_a_birthday_next_week_is_not_offered_yet(agent: Agent) -> None:
 
 
 def test_the_daily_caps_stop_the_third_earning_sale_and_say_why(tmp_path: Path) -> None:
-    box = redeeming_agent(tmp_path, rules_bundle(caps={"earning_sales_per_day": 2}))
+    box = redeeming_agent(tmp_path, rules_bundle(caps={"earning_sales_per_day": 2}), tills=FAST_TILL)
     box.desk.wall = lambda: MONDAY_EVENING
     try:
         give(box, 1, account=Account())
@@ -159,3 +166,37 @@ def test_a_sale_of_as_many_lines_as_a_frame_holds_gets_all_its_money_off_in_one_
     assert len(body) <= 4096
     loyalty = sell(agent, body)
     assert loyalty["discount"] == 55 * 65 == sum(benefit["amount"] for benefit in loyalty["benefits"])
+
+
+def test_at_9600_baud_an_answer_with_money_off_would_come_too_late_so_none_is_recorded(tmp_path: Path) -> None:
+    box = redeeming_agent(tmp_path, rules_bundle())  # the till's line at the default 9600 baud
+    box.desk.wall = lambda: MONDAY_EVENING
+    try:
+        give(box, 1, account=GOLD_WITH_PASS)
+        box.present_card("t1", CARD, now=1.0)
+        result = answer(box.handle_sale("t1", example_json("sale-benefits"), now=1.1))
+        assert result["message"] == "the answer could not reach the till in time for the money off: none was given"
+        loyalty = result["loyalty"]
+        assert (loyalty["discount"], loyalty["benefits"], loyalty["to_pay"]) == (0, [], 2 * 1250 + 650)
+        [sale] = [event for event in box.journal.read_events(from_seq=1, limit=10) if event.type == "sale.recorded"]
+        assert (sale.payload["loyalty"]["discount"], sale.payload["loyalty"]["pass_uses"]) == (0, [])
+    finally:
+        box.journal.close()
+        box.directory.close()
+
+
+def test_points_held_before_a_pass_covered_a_ticket_pay_only_what_is_left_and_the_answer_says_so(
+        agent: Agent) -> None:
+    give(agent, 1, account=GOLD_WITH_PASS.model_copy(update={"lots": {"2026-11": 30000}}))
+    agent.present_card("t1", CARD, now=1.0)
+    two = request("redeem", "S-1", popcorn=0, points=25000)
+    two = two.replace(b'"qty":1', b'"qty":2')
+    held = answer(agent.handle_sale("t1", two, now=1.1))
+    assert (held["status"], held["points"], held["amount"]) == ("authorised", 25000, 2500)
+    sale = json.loads(two.replace(b'"type":"redeem"', b'"type":"sale"'))
+    del sale["points"]
+    sale.update(hold_id=held["hold_id"], benefits=True)
+    loyalty = answer(agent.handle_sale("t1", json.dumps(sale).encode(), now=1.2))["loyalty"]
+    # The pass took one ticket; the points pay the other: 12,500 points for 12.50, not the 25.00 authorised.
+    assert (loyalty["discount"], loyalty["redeemed"], loyalty["redeemed_amount"], loyalty["to_pay"]) == \
+        (1250, 12500, 1250, 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -143,6 +143,44 @@ def test_campaigns_naming_a_film_hall_or_site_the_hub_never_saw_are_refused_by_f
     fixed = {**draft, "campaigns": [{**CAMPAIGN, "match": {"films": ["dune", "Arrival"], "halls": ["1"],
                                                            "sites": ["riverside"]}}]}
     assert client.post("/api/v1/rules/validate", json=fixed, auth=ADMIN).json() == {"valid": True, "problems": []}
+
+
+def test_a_campaign_naming_hall_imax_matches_the_hall_the_tills_send_as_IMAX(client: TestClient) -> None:
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    chain = Chain("harbour", "harbour-box2")
+    chain.register(engine)
+    chain.add(card_sale("harbour", 4) | {"items": [{"kind": "ticket", "sku": "adult", "film": "Dune", "hall": "IMAX",
+                                                    "quantity": 1, "unit_price": 1500}], "total": 1500})
+    with engine.begin() as conn:
+        ingest_batch(conn, batch=chain.batch(1, 1), site_id="harbour", received_at=T0)
+    draft = {**BASE, "campaigns": [{**CAMPAIGN, "match": {"films": ["Dune"], "halls": ["imax", "Imax", "1", "7"]}}]}
+    checked = client.post("/api/v1/rules/validate", json=draft, auth=ADMIN).json()
+    assert [problem["loc"] for problem in checked["problems"]] == ["campaigns.0.match.halls.3"]
+
+
+def test_a_period_of_401_days_or_ending_2_days_from_now_is_refused_by_field_for_backtests_and_the_bill(
+        client: TestClient) -> None:
+    now = datetime.now(UTC)
+
+    def iso(at: datetime) -> str:
+        return at.isoformat().replace("+00:00", "Z")
+
+    long = {"from": "2024-02-01T00:00:00Z", "to": "2025-03-08T00:00:00Z"}  # 401 days
+    ahead = {"from": iso(now - timedelta(days=30)), "to": iso(now + timedelta(days=2))}
+    backwards = {"from": PERIOD["to"], "to": PERIOD["from"]}
+    for period, message in ((long, "the period is at most 400 days long"),
+                            (ahead, "`to` is at most one day after now"),
+                            (backwards, "`to` must be after `from`")):
+        refused = client.post("/api/v1/rules/backtest", json={"draft": BASE, **period}, auth=ADMIN)
+        assert refused.status_code == 422 and refused.json()["detail"] == [{"loc": "to", "msg": message}]
+        bill = client.get("/api/v1/rules/sponsors", params=period, auth=ADMIN)
+        assert bill.status_code == 422 and bill.json()["detail"] == [{"loc": "to", "msg": message}]
+    year = {"from": "2024-02-02T00:00:00Z", "to": "2025-03-08T00:00:00Z"}  # 400 days
+    soon = {"from": iso(now - timedelta(days=30)), "to": iso(now + timedelta(hours=23))}
+    for period in (year, soon):
+        assert client.get("/api/v1/rules/sponsors", params=period, auth=ADMIN).status_code == 200
+        started = client.post("/api/v1/rules/backtest", json={"draft": BASE, **period}, auth=ADMIN)
+        assert started.status_code == 202 and finished(client, started.json()["job_id"])["status"] == "done"
 
 
 def test_the_sponsors_bill_of_recorded_sales_per_sponsor_campaign_and_site(db_url: str) -> None:

@@ -18,7 +18,7 @@ from cloud.bundles import create_signing_key, load_signing_key
 from cloud.db.devices import register_device
 from cloud.db.users import add_user
 from cloud.settings import HubSettings
-from protocol.rules import RuleBundle
+from protocol.rules import MAX_BUNDLE_BYTES, RuleBundle
 from protocol.signing import verify_bundle
 from protocol.topics import site_topic
 from tests.support.brokers import Mosquitto
@@ -101,3 +101,23 @@ def test_a_draft_that_is_no_bundle_is_refused_by_field_and_nothing_is_kept(hub: 
                                                            "earning.0.basis_points"}
     assert "Tickets!" not in json.dumps(answer.json())  # problems never echo values
     assert client.get("/api/v1/rules", auth=ADMIN).status_code == 404
+
+
+def test_a_draft_of_2000_films_of_388_kb_is_refused_by_its_size_as_boxes_take_256_kb(
+        hub: tuple[TestClient, Path]) -> None:
+    client, _ = hub
+    films = [{"title": f"The Remarkable Film Number {n:04d}, Extended Director's Cut With Subtitles And Bonus",
+              "genres": ["drama", "family", "documentary"], "distributor": "Northlight Pictures International"}
+             for n in range(2000)]
+    big = {**DRAFT, "films": films}
+    size = len(json.dumps(big)) + 200  # the hub's own fields and the signature, estimated
+    assert size == 388_367
+    checked = client.post("/api/v1/rules/validate", json=big, auth=ADMIN).json()
+    assert checked["valid"] is False and [problem["loc"] for problem in checked["problems"]] == ["bundle"]
+    message = checked["problems"][0]["msg"]
+    assert str(size) in message and str(MAX_BUNDLE_BYTES) in message
+    refused = client.post("/api/v1/rules", json=big, auth=ADMIN)
+    assert refused.status_code == 422 and [problem["loc"] for problem in refused.json()["detail"]] == ["bundle"]
+    assert client.get("/api/v1/rules", auth=ADMIN).status_code == 404
+    fits = {**DRAFT, "films": films[:1000]}
+    assert client.post("/api/v1/rules/validate", json=fits, auth=ADMIN).json() == {"valid": True, "problems": []}

@@ -39,11 +39,11 @@ def at(day: str, hour: int = 12) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
-def publish(engine: sa.Engine, **rules: Any) -> RuleBundle:
-    """Publish a bundle with these programme parts (10 % of tickets earned), as HQ does."""
+def publish(engine: sa.Engine, *, published: datetime = datetime(2024, 1, 1, tzinfo=UTC), **rules: Any) -> RuleBundle:
+    """Publish a bundle with these programme parts (10 % of tickets earned) at `published`, as HQ does."""
     draft = {"currency": "EUR", "earning": [{"rule_id": "tickets", "kind": "ticket", "basis_points": 1000}], **rules}
     with engine.begin() as conn:
-        return publish_draft(conn, draft, Ed25519PrivateKey.generate(), at=datetime(2024, 1, 1, tzinfo=UTC))
+        return publish_draft(conn, draft, Ed25519PrivateKey.generate(), at=published)
 
 
 def card_sale(sale_id: str, *, earned: int = 0, redeemed: int = 0, visit: bool = True, spend: int = 0,
@@ -165,6 +165,39 @@ def test_a_late_redemption_refolds_the_expiry_of_100_and_50_less_40_to_keep_50_n
     assert Account.model_validate(member.account) == expected and expected.lots == {"2024-06": 50}
 
 
+def test_a_late_february_sale_refolds_each_span_under_its_bundle_and_keeps_januarys_bonus_720_not_220(
+        engine: sa.Engine) -> None:
+    v1 = publish(engine, published=at("2025-01-01", 0), monthly_bonus={"min_visits": 2, "points": 500})
+    home, away = Chain(SITE, "riverside-box1"), Chain(SITE, "riverside-box2")
+    for chain in (home, away):
+        chain.register(engine)
+    home.add(card_sale("s-1", earned=100, spend=1000), occurred_at=at("2025-01-10"))
+    home.add(card_sale("s-2", earned=100, spend=1000), occurred_at=at("2025-01-20"))
+    home.add(card_sale("s-3", earned=10, spend=100), occurred_at=at("2025-03-05"))
+    ingest(engine, home, 1, 2, at("2025-01-21"))
+    assert RulesClock(engine).run_once(at("2025-02-01", 6)) == 1  # January's two visits: 500 on 1 February
+    v2 = publish(engine, published=at("2025-02-10"))  # HQ drops the monthly bonus
+    ingest(engine, home, 3, 3, at("2025-03-05", 13))
+    with engine.connect() as conn:
+        assert member_of(conn).balance == 100 + 100 + 500 + 10
+
+    # The second box was offline: its sale of 15 February refolds the member. January and 1 February were
+    # v1's: the bonus stays (a refold under v2 alone would take it back: 220).
+    away.add(card_sale("x-1", earned=10, spend=100), occurred_at=at("2025-02-15"))
+    ingest(engine, away, 1, 1, at("2025-03-06"))
+    with engine.connect() as conn:
+        member = member_of(conn)
+        rows = derived(conn, member.member_id)
+        versions = conn.execute(sa.select(member_ledger.c.rules_version).where(
+            member_ledger.c.member_id == member.member_id, member_ledger.c.kind == "bonus")).scalars().all()
+    assert member.balance == 720
+    assert rows == [("bonus", 500, datetime(2025, 2, 1, tzinfo=UTC), "2025-01")] and versions == [1]
+    moves = moves_of_chain(home, away)
+    first, _ = fold([move for move in moves if move.at <= v2.published_at], v1, "UTC", until=v2.published_at)
+    expected, _ = fold([move for move in moves if move.at > v2.published_at], v2, "UTC", start=first)
+    assert Account.model_validate(member.account) == expected and expected.balance == 720
+
+
 def test_a_programme_change_keeps_the_balance_and_sets_the_tier_the_activity_qualifies_for(
         engine: sa.Engine) -> None:
     publish(engine, **TIERED, programmes=[{
@@ -260,16 +293,19 @@ sales = st.lists(st.tuples(st.integers(0, 300), st.integers(0, 23), st.integers(
                            st.booleans(), st.integers(0, 9000)), min_size=1, max_size=6)
 
 
-@given(st.lists(sales, min_size=1, max_size=3), st.data())
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_the_stored_account_is_the_fold_of_every_move_whatever_order_boxes_deliver_in(
-        devices: list[list[tuple[int, int, int, int, bool, int]]], data: st.DataObject) -> None:
-    start = datetime(2025, 1, 1, tzinfo=UTC)
+Devices = list[list[tuple[int, int, int, int, bool, int]]]
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def deliver(devices: Devices, data: st.DataObject, published: list[tuple[datetime, dict[str, Any]]]
+            ) -> tuple[list[Chain], list[RuleBundle], Any, list[tuple[str, int, datetime, str]]]:
+    """Publish the bundles, then ingest each device's sales in batches, the devices' batches interleaved as
+    `data` draws; the chains, the bundles, the member row and their derived rows."""
     chains = [Chain(f"site{n}", f"site{n}-box1") for n in range(len(devices))]
     for chain, device_sales in zip(chains, devices, strict=True):
         for n, (day, hour, earned, redeemed, visit, spend) in enumerate(sorted(device_sales)):
             chain.add(card_sale(f"s-{n}", earned=earned, redeemed=redeemed, visit=visit, spend=spend,
-                                site=chain.site_id), occurred_at=start + timedelta(days=day, hours=hour))
+                                site=chain.site_id), occurred_at=START + timedelta(days=day, hours=hour))
     batches: list[list[tuple[int, int]]] = []
     for chain in chains:
         cuts = sorted(data.draw(st.sets(st.integers(1, len(chain.events) - 1), max_size=3))) if len(
@@ -280,18 +316,49 @@ def test_the_stored_account_is_the_fold_of_every_move_whatever_order_boxes_deliv
         engine = make_engine(f"sqlite:///{Path(folder) / 'hub.db'}")
         try:
             migrate(engine)
-            bundle = publish(engine, **PROPERTY_RULES)
+            bundles = [publish(engine, published=when, **rules) for when, rules in published]
             for chain in chains:
                 chain.register(engine)
             while any(batches):
                 index = data.draw(st.sampled_from([n for n, left in enumerate(batches) if left]))
                 first, last = batches[index].pop(0)
-                ingest(engine, chains[index], first, last, start + timedelta(days=500))
+                ingest(engine, chains[index], first, last, START + timedelta(days=500))
             with engine.connect() as conn:
                 member = member_of(conn)
                 rows = derived(conn, member.member_id)
         finally:
             engine.dispose()
+    return chains, bundles, member, rows
+
+
+@given(st.lists(sales, min_size=1, max_size=3), st.data())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_stored_account_is_the_fold_of_every_move_whatever_order_boxes_deliver_in(
+        devices: Devices, data: st.DataObject) -> None:
+    chains, [bundle], member, rows = deliver(devices, data, [(datetime(2024, 1, 1, tzinfo=UTC), PROPERTY_RULES)])
     expected, effects = fold(moves_of_chain(*chains), bundle.rules_for("default"), bundle.timezone)
+    assert Account.model_validate(member.account) == expected and member.balance == expected.balance
+    assert Counter(rows) == Counter(as_rows(effects))
+
+
+# HQ changes the rules in mid-May: whatever order the boxes deliver in, what happened before is the first
+# bundle's doing and what happened after the second's.
+MAY_RULES = {"timezone": "Europe/Paris", "expiry": {"shelf_life_months": 1},
+             "monthly_bonus": {"min_visits": 1, "points": 50}, "burn": {"inactive_days": 20}}
+
+
+@given(st.lists(sales, min_size=1, max_size=3), st.data())
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_stored_account_folds_each_move_under_the_bundle_in_force_then_whatever_order_boxes_deliver_in(
+        devices: Devices, data: st.DataObject) -> None:
+    switch = datetime(2025, 5, 15, 9, tzinfo=UTC)
+    chains, [first, second], member, rows = deliver(
+        devices, data, [(datetime(2024, 1, 1, tzinfo=UTC), PROPERTY_RULES), (switch, MAY_RULES)])
+    moves = moves_of_chain(*chains)
+    before, after = [move for move in moves if move.at <= switch], [move for move in moves if move.at > switch]
+    expected, effects = fold(before, first, first.timezone, until=switch if after else None)
+    if after:
+        expected, later = fold(after, second, second.timezone, start=expected)
+        effects += later
     assert Account.model_validate(member.account) == expected and member.balance == expected.balance
     assert Counter(rows) == Counter(as_rows(effects))

@@ -149,6 +149,19 @@ def test_an_expiry_inside_the_period_counts_as_time_rules_and_a_covered_redempti
     assert kept["chain"]["time_rules"]["proposed"]["expired"] == 0
 
 
+def test_a_10_percent_member_discount_takes_45_cents_off_the_popcorn_of_the_one_sale_whose_till_asked_for_it(
+        engine: sa.Engine) -> None:
+    publish(engine, BASE)
+    asked, refused, legacy = (sale("riverside", n, card(n)) for n in (1, 2, 3))
+    asked["loyalty"]["benefits_asked"] = True  # no money off recorded: the baseline had none to give
+    refused["loyalty"]["benefits_asked"] = False
+    store(engine, [("riverside", march(3), asked), ("riverside", march(4), refused),
+                   ("riverside", march(5), legacy)])  # recorded before tills said: no benefits, so none asked
+    discount = {**BASE, "discount": {"min_bp": 1000, "max_bp": 1000}}
+    chain = run_backtest(engine, proposed(discount), start=MAR, end=APR)["chain"]
+    assert (chain["baseline"]["discounts"], chain["proposed"]["discounts"]) == (0, 45)  # 10 % of a 4.50 popcorn
+
+
 def test_a_reversed_redemption_gives_its_points_back_in_the_replay_only_when_the_replay_paid_with_them(
         engine: sa.Engine) -> None:
     publish(engine, BASE)
