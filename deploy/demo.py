@@ -203,7 +203,8 @@ class Demo:
             for n, (transport, readers) in enumerate(tills, start=1):
                 till_blocks += f'\n[[tills]]\ntill_id = "t{n}"\n'
                 till_blocks += ('pos_transport = "tcp"\npos_peers = ["127.0.0.1/32"]\n' if transport == "tcp"
-                                else f'pos_port = "{site_dir}/dev/pos-t{n}"\n')
+                                # A till applying benefits needs the longer answer in its 500 ms (pos-protocol 9).
+                                else f'pos_port = "{site_dir}/dev/pos-t{n}"\npos_baudrate = 38400\n')
                 for reader in readers:
                     options = "".join(f"{key} = {toml_value(value)}\n" for key, value in reader.items())
                     till_blocks += (f'\n[[readers]]\ntill = "t{n}"\nport = "{site_dir}/dev/{reader["kind"]}-t{n}"\n'
