@@ -168,9 +168,12 @@ def insert(engine: sa.Engine, rng: random.Random, count: int, *, members_count: 
         common = {"member_id": f"m{sale['member']:07d}", "card_token": payload["card_token"], "occurred_at": at,
                   "recorded_at": at, "site_id": sale["site_id"], "device_id": sale["device_id"], "seq": sale["seq"],
                   "sale_id": payload["sale_id"], "rules_version": 1}
-        ledger_rows.append({**common, "kind": "earn", "points": sale["earned"]})
+        # What ingest keeps on an earn row (cloud.members.accounts.move_detail): the backtest folds histories from it.
+        detail = {"spend": payload["loyalty"]["spend"], "visit": True, "earning_sale": sale["earned"] > 0,
+                  "pass_uses": [], "passes_bought": [], "birthday_year": None}
+        ledger_rows.append({**common, "kind": "earn", "points": sale["earned"], "detail": detail})
         if sale["redeemed"]:
-            ledger_rows.append({**common, "kind": "redeem", "points": -sale["redeemed"]})
+            ledger_rows.append({**common, "kind": "redeem", "points": -sale["redeemed"], "detail": None})
         if len(event_rows) >= CHUNK:
             flush()
     if event_rows:

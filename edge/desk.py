@@ -35,7 +35,7 @@ from edge.directory import DirectoryKeeper
 from edge.errors import PosRequestError, StoreError, UnreadableRow
 from edge.holds import Hold, HoldBook, new_hold_id
 from edge.logthrottle import LogThrottle
-from edge.receipt import line_items, loyalty_answer, readable_sale_id, too_late
+from edge.receipt import answer_in_time, line_items, loyalty_answer, readable_sale_id
 from edge.rules import RuleKeeper
 from edge.settings import EdgeSettings, TillSettings
 from edge.store import holds as hold_rows
@@ -252,7 +252,7 @@ class Desk:
             conflict: SaleConflict | None = None
             note: str | None = None
             closed: list[tuple[str, str]] = []  # holds this sale closed, for the book once committed
-            decision, programme = None, None
+            decision, programme, shown = None, None, None  # shown: the answer's loyalty, when built already
             checked_at = self.wall()
             decided_at = datetime.fromtimestamp(checked_at, UTC)
             with self.journal.transaction() as tx:
@@ -292,8 +292,8 @@ class Desk:
                         sale_id=request.sale_id, currency=request.currency, items=items, member=member,
                         at=decided_at, capture=capture, benefits=bool(request.benefits))
                     programme = member.programme if member is not None else None
-                    if decision is not None and decision.benefits and too_late(
-                            rules, till.settings, request, sale, decision, programme, decided_at, started):
+                    if decision is not None and decision.benefits and (shown := answer_in_time(
+                            rules, till.settings, request, sale, decision, programme, decided_at, started)) is None:
                         # The till would sell at full price before the answer arrives: no money off recorded.
                         sale, decision = decide_sale(
                             rules=rules, site_id=self.settings.site_id, till_id=till_id, cashier_id=request.cashier,
@@ -331,7 +331,7 @@ class Desk:
                               message=f"sale_id {request.sale_id} was already used for a different sale; "
                                       "nothing earned")
         return SaleAnswer(sale_id=sale.sale_id, status="ok", card=masked, message=note,
-                          loyalty=loyalty_answer(rules, request, sale, decision, programme, decided_at))
+                          loyalty=shown or loyalty_answer(rules, request, sale, decision, programme, decided_at))
 
     def _conflict(self, tx: JournalTransaction, request: SaleRequest, items: list[LineItem], sale_key: str,
                   existing: Event) -> SaleConflict:

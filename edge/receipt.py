@@ -41,13 +41,14 @@ def late_frame(till: TillSettings, frame_bytes: int, started: float) -> bool:
     return time.perf_counter() - started + wire > ANSWER_BUDGET_S - LATE_MARGIN_S
 
 
-def too_late(rules: RuleBundle, till: TillSettings, request: SaleRequest, sale: SaleRecorded,
-             decision: SaleDecision, programme: str | None, at: datetime, started: float) -> bool:
-    """Whether the answer giving this decision's money off would reach the till after it gave up (the card
-    and a message counted at their longest)."""
-    answer = SaleAnswer(sale_id=sale.sale_id, status="ok", card="*" * 20, message="*" * 80,
-                        loyalty=loyalty_answer(rules, request, sale, decision, programme, at))
-    return late_frame(till, len(encode_answer(answer)), started)
+def answer_in_time(rules: RuleBundle, till: TillSettings, request: SaleRequest, sale: SaleRecorded,
+                   decision: SaleDecision, programme: str | None, at: datetime,
+                   started: float) -> dict[str, Any] | None:
+    """The answer's `loyalty` giving this decision's money off, or None when that answer would reach the till
+    after it gave up (the card and a message counted at their longest)."""
+    loyalty = loyalty_answer(rules, request, sale, decision, programme, at)
+    answer = SaleAnswer(sale_id=sale.sale_id, status="ok", card="*" * 20, message="*" * 80, loyalty=loyalty)
+    return None if late_frame(till, len(encode_answer(answer)), started) else loyalty
 
 
 def readable_sale_id(payload: bytes) -> str | None:

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from cloud.backtest.replay import Member, StoredReversal, StoredSale
 from cloud.db.schema import events, member_cards, member_ledger, members, rule_bundles
 from cloud.db.types import UtcDateTime
+from cloud.members.accounts import MOVE_KINDS, move_of_row
 from protocol.account import Move
 from protocol.events import RedemptionReversed, SaleRecorded
-from protocol.loyalty import reversal_move, sale_moves
 from protocol.rules import RuleBundle, default_bundle
 
 PAGE = 2000
@@ -109,33 +109,19 @@ def members_of(engine: sa.Engine, tokens: Iterable[str]) -> dict[str, Member]:
 
 
 def histories(engine: sa.Engine, member_ids: Iterable[str], before: datetime) -> dict[str, list[Move]]:
-    """Each member's moves before `before`, from their ledger's events (and imported balances)."""
+    """Each member's moves before `before`, as their ledger keeps them (what ingest folds: the shared
+    `move_of_row`, no event to open again)."""
     moves: dict[str, list[Move]] = {member_id: [] for member_id in member_ids}
     ledger = member_ledger
     with engine.connect() as conn:
         for chunk in _chunks(sorted(moves)):
             query = (sa.select(ledger.c.member_id, ledger.c.kind, ledger.c.points, ledger.c.occurred_at,
-                               ledger.c.device_id, ledger.c.seq, events.c.body)
-                     .select_from(ledger.outerjoin(events, sa.and_(events.c.device_id == ledger.c.device_id,
-                                                                   events.c.seq == ledger.c.seq)))
+                               ledger.c.device_id, ledger.c.seq, ledger.c.detail)
                      .where(ledger.c.member_id.in_(chunk), ledger.c.occurred_at < before,
-                            ledger.c.kind.in_(("earn", "reversal", "import"))))
+                            ledger.c.kind.in_(tuple(MOVE_KINDS))))
             for row in conn.execute(query):
-                moves[row.member_id].extend(_moves_of(row))
+                moves[row.member_id].append(move_of_row(row))
     return moves
-
-
-def _moves_of(row: Any) -> list[Move]:
-    if row.kind == "import":
-        return [Move(at=row.occurred_at, kind="adjust", points=int(row.points))]
-    payload = row.body.get("payload") if isinstance(row.body, dict) else None
-    order = (row.device_id, int(row.seq))
-    try:
-        if row.kind == "earn":
-            return sale_moves(SaleRecorded.model_validate(payload), row.occurred_at, order)
-        return [reversal_move(RedemptionReversed.model_validate(payload), row.occurred_at, order)]
-    except ValidationError:
-        return []
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
