@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, hash_password, password_problem
 from cloud.cli_members import members
 from cloud.cli_rules import rules
+from cloud.cli_staff import blocklist, staff
 from cloud.cli_support import cli_settings, migrate_db, with_db
 from cloud.db.devices import list_conflicts, list_devices, register_device, revoke_device
 from cloud.db.engine import make_engine
@@ -307,3 +308,5 @@ def devices_resolve(device_id: str, keep: Keep, note: str | None) -> None:
 
 main.add_command(rules)
 main.add_command(members)
+main.add_command(staff)
+main.add_command(blocklist)

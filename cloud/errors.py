@@ -6,8 +6,12 @@
     ├── RegistryError  a device registration or resolution that cannot be done as asked
     ├── IngestError    a message that cannot be ingested as it stands (wrong site, unknown device)
     │   └── ReplayError  a signed batch the hub has already settled (archived or resolved): no answer
-    └── MemberError    a member request that cannot be done as asked (`kind`: not_found, conflict, invalid,
-                       erased); messages name fields, never personal data or card numbers
+    ├── MemberError    a member request that cannot be done as asked (`kind`: not_found, conflict, invalid,
+    │                  erased); messages name fields, never personal data or card numbers
+    ├── AlertError     an alert case that does not exist (`kind` not_found) or cannot move to the state asked
+    │                  (`kind` conflict)
+    └── StaffError     a staff account or blocklist change that cannot be done as asked (`kind`: not_found,
+                       conflict, invalid); messages never hold a card number
 
 Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
 talks to the library, with `raise ... from exc`, so callers handle one tree.
@@ -42,6 +46,23 @@ class ReplayError(IngestError):
 
 class MemberError(HubError):
     """A member request that cannot be done as asked; `kind` says why, the message never holds personal data."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class AlertError(HubError):
+    """An alert case that cannot be found (`kind` not_found) or moved to the state asked (`kind` conflict)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class StaffError(HubError):
+    """A staff account or blocklist change that cannot be done as asked; `kind` says why (not_found, conflict,
+    invalid), the message never holds a card number."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

@@ -77,6 +77,40 @@ class HubSettings(BaseSettings):
     login_max_waiting: int = Field(default=16, ge=0)
     """Logins queued for a check before new ones get 429 at once (16 is about 2 s at one slot)."""
 
+    # Alert delivery and the daily fraud report (cloud/fraud/courier.py; docs/fraud.md). A channel is a name
+    # and an apprise URL, which holds passwords or tokens: never logged nor stored.
+    alert_channels: dict[str, SecretStr] = Field(default_factory=dict)
+    """Where alert cases go, e.g. {"ops-mail": "mailtos://user:pass@smtp.example.com?to=ops@example.com",
+    "chat": "json://127.0.0.1:9000/hook"} (JSON in `MARQUEE_HUB_ALERT_CHANNELS`)."""
+    alert_min_severity: Literal["info", "warning", "critical"] = "warning"
+    """Cases below this severity are kept but not sent."""
+    alert_poll_s: float = Field(default=2.0, gt=0, le=3600)
+    """How often the courier looks for new cases and deliveries due (it is also woken when one is raised)."""
+    alert_backlog_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    """Open cases raised at most this long ago are sent (older ones, e.g. when a channel is added, are not)."""
+    alert_retry_base_s: float = Field(default=10.0, gt=0, le=86_400)
+    """A failed delivery is tried again after this, doubling at each failure (with jitter)..."""
+    alert_retry_max_s: float = Field(default=900.0, gt=0, le=86_400)
+    """...up to this interval, at which it keeps being tried until it is sent."""
+    alert_failing_after: int = Field(default=5, ge=1, le=1000)
+    """Failed attempts after which a delivery shows `failing` on its case."""
+    report_channels: dict[str, SecretStr] = Field(default_factory=dict)
+    """Where the daily fraud report goes each morning, with its CSV attached (same form as alert_channels)."""
+    report_hour: int = Field(default=6, ge=0, le=23)
+    """The local hour (the rule bundle's time zone) from which yesterday's report is sent."""
+
+    @model_validator(mode="after")
+    def _channels_understood(self) -> HubSettings:
+        # Refused at start rather than at the first alert; the reason names the channel, never its URL.
+        if not (self.alert_channels or self.report_channels):
+            return self
+        from cloud.fraud.channels import channels_problem  # apprise is loaded only when channels are set
+
+        problem = channels_problem(self.alert_channels) or channels_problem(self.report_channels)
+        if problem is not None:
+            raise PydanticCustomError("bad_channel", problem)
+        return self
+
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> HubSettings:
         # An example value in production means anyone who read the example can sign in as the hub.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a step needs when they are missing and we are root; otherwise says what
-# to install. Steps: python (venv support), test (Mosquitto, Chromium for the dashboard tests), demo
+# to install. Steps: python (venv support), test (Mosquitto, Chromium for the dashboard tests, sqlite3), demo
 # (Mosquitto if possible; the demo can fall back to an embedded broker).
 set -eu
 step=${1:-test}
@@ -15,7 +15,9 @@ case "$step" in
     elif ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then missing="python3-venv"; fi ;;
   test)
     have_mosquitto || missing="mosquitto"
-    command -v chromium >/dev/null 2>&1 || missing="$missing chromium chromium-driver" ;;
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium chromium-driver"
+    # The tamper tests edit a box's journal with the sqlite3 tool, as an intruder at the box would.
+    command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3" ;;
   demo)
     have_mosquitto || missing="mosquitto" ;;
   *) echo "unknown step $step" >&2; exit 2 ;;

@@ -25,10 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from demo_rules import closing_lines, demo_rules, rules_line  # beside this script
+from demo_rules import closing_lines, demo_rules, fraud_line, rules_line  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+MEMBERS_PER_TILL = 3000  # each till's customers: few enough come twice an hour that the fraud rules leave them be
+SALES_PER_MINUTE = 20
+DISHONEST = ("riverside", "t2")  # this till's cashier swipes their own card on customers' sales
 # Each site's tills: how the POS speaks to the box, and the card readers beside it (every family the box
 # reads, as cinemas have them: bought over the years). A member's fob reads the same at every reader.
 SITES: list[tuple[str, list[tuple[str, list[dict[str, object]]]]]] = [
@@ -186,7 +189,7 @@ class Demo:
 
         seeds = [index * 10 + till for index, (_, tills) in enumerate(SITES, start=1) for till in range(len(tills))]
         export = self.workdir / "crm-export.csv"
-        count = write_members_csv(export, seeds)
+        count = write_members_csv(export, seeds, members=MEMBERS_PER_TILL, share=0.04)
         subprocess.run([str(BIN / "marquee-hub"), "members", "import", str(export)],
                        env={**os.environ, **self.hub_env}, check=True, cwd=self.workdir, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -225,11 +228,46 @@ class Demo:
             subprocess.run([str(BIN / "marquee-hub"), "devices", "add", "--site", site, "--device", f"{site}-box1",
                             "--public-key", key], env={**os.environ, **self.hub_env}, check=True,
                            cwd=self.workdir, stdout=subprocess.DEVNULL)
+            dishonest = ["--dishonest-till", DISHONEST[1]] if site == DISHONEST[0] else []
             self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index * 10),
-                                            "--sales-per-minute", "40", "--unplug-every", "180",
+                                            "--sales-per-minute", str(SALES_PER_MINUTE), "--unplug-every", "180",
                                             "--redeem-rate", "0.3", "--pass-rate", "0.02",
+                                            "--members", str(MEMBERS_PER_TILL), "--staff", *dishonest,
                                             "--stats-file", str(self.workdir / f"{site}-tills.json")])
             self.spawn(f"{site}-box", [edge, "run", "--config", str(config)])
+
+    def add_staff(self, login: tuple[str, str]) -> int:
+        """HQ registers each till's cashier and their badge, as the simulators will play them (the same seeds)."""
+        from edge.simulator.staff import site_staff
+
+        count = 0
+        for index, (site, tills) in enumerate(SITES, start=1):
+            for cashier in site_staff(site, index * 10, [f"t{n}" for n in range(1, len(tills) + 1)]).values():
+                assert cashier.badge is not None
+                self.api(login, "PUT", f"/api/v1/staff/{cashier.cashier}", {"role": "cashier", "sites": [site]})
+                tag = cashier.badge.fob & 0xFFFFFF  # the chain reads 125 kHz cards in the wiegand24 form
+                self.api(login, "POST", f"/api/v1/staff/{cashier.cashier}/badges",
+                         {"family": "em4100", "card": f"{tag >> 16:03d},{tag & 0xFFFF:05d}"})
+                count += 1
+        return count
+
+    def api(self, login: tuple[str, str], method: str, path: str, body: object | None = None) -> Any:
+        """One call to the hub's API as the demo's admin; the answer's JSON (None when empty)."""
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Basic {token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = response.read()
+        return json.loads(data) if data else None
+
+    def alerts(self, login: tuple[str, str]) -> list[dict[str, Any]]:
+        """The alert cases HQ holds (empty when it cannot say)."""
+        try:
+            return list(self.api(login, "GET", "/api/v1/alerts?limit=100"))
+        except (urllib.error.URLError, OSError, ValueError, TypeError):
+            return []
 
     def wait_for_sales(self, login: tuple[str, str], timeout: float) -> list[dict[str, object]]:
         url = f"http://127.0.0.1:{self.http_port}/api/v1/stats/box-office?group_by=site"
@@ -305,6 +343,7 @@ def main() -> int:
         login = demo.start_hub(mqtt_port, protocol)
         demo.publish_rules()
         members = demo.import_members()
+        cashiers = demo.add_staff(login)
         demo.start_sites(mqtt_port, protocol)
         rows = demo.wait_for_sales(login, timeout=60)
         say("")
@@ -314,6 +353,9 @@ def main() -> int:
         say(f"  Login:     {login[0]} / {login[1]}")
         say(f"  Members:   {members} enrolled from a CRM export; tills earn and redeem points")
         say(rules_line())
+        say(f"  Staff:     {cashiers} cashiers sign in with their badges; the cashier of {DISHONEST[0]} till "
+            f"{DISHONEST[1]} swipes their own card on customers' sales: the box holds it and an alert shows within "
+            f"minutes at /api/v1/alerts (the day's report: /api/v1/reports/fraud-daily?day=YYYY-MM-DD)")
         for row in rows:
             say(f"  {row['key']}: {row['sales']} sales, {row['tickets']} tickets so far")
         say(f"  Ready in {time.monotonic() - started:.1f}s. Logs and data in {args.workdir}. Ctrl-C stops it all.")
@@ -325,10 +367,12 @@ def main() -> int:
         say("\nstopping...")
     finally:
         bill = demo.sponsors_bill(login) if ready and login is not None else []
+        cases = demo.alerts(login) if ready and login is not None else []
         demo.stop_all()
         if ready:  # the simulators wrote their last counters as they stopped
             for line in closing_lines(demo.till_stats(), bill):
                 say(line)
+            say(fraud_line(cases))
     return 0
 
 

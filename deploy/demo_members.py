@@ -33,9 +33,9 @@ def date_of_birth(rng: random.Random, this_week: bool, today: date) -> date:
     return date(2000 if (day.month, day.day) == (2, 29) else year, day.month, day.day)
 
 
-def write_members_csv(path: Path, seeds: list[int], *, share: float = 0.6, seed: int = 7,
+def write_members_csv(path: Path, seeds: list[int], *, members: int = 50, share: float = 0.6, seed: int = 7,
                       birthday_share: float = 0.15, today: date | None = None) -> int:
-    """A CRM export of `share` of each simulated till's members (`seeds`: the tills' simulator seeds), of whom
+    """A CRM export of `share` of each simulated till's `members` (`seeds`: the tills' simulator seeds), of whom
     `birthday_share` have their birthday in the week of `today` (UTC)."""
     rng = random.Random(seed)
     today = today or datetime.now(UTC).date()
@@ -45,7 +45,7 @@ def write_members_csv(path: Path, seeds: list[int], *, share: float = 0.6, seed:
         writer.writerow(["Customer ID", "First name", "Last name", "E-mail", "Mobile", "Date of birth", "Points",
                          "Cards", "Consent date", "Consent purposes"])
         for till_seed in seeds:
-            for number, card in enumerate(member_cards(till_seed, 50)):
+            for number, card in enumerate(member_cards(till_seed, members)):
                 if rng.random() >= share:
                     continue
                 first, last = rng.choice(FIRST), rng.choice(LAST)

@@ -45,6 +45,22 @@ DEMO_RULES: dict[str, Any] = {
                    "sponsor": "Northlight Pictures", "match": {"films": ["Paper Astronauts"]},
                    "bonus_percent": 100, "points_per_unit": 20}],  # dates: this month (demo_rules)
     "redemption": {"enabled": True, "kinds": ["ticket"], "points_per_unit": 10, "offline_daily_cap": 2000},
+    # The fraud rules (docs/rules.md, "Choosing the limits"): above what an honest member earns in a visit or a
+    # day, well below what a cashier's own card on every sale of a busy till earns in an hour.
+    "fraud": {
+        "card_points_day": {"limit": 4000, "action": "hold"},
+        "card_points_till_day": {"limit": 3000, "action": "hold"},
+        "card_points_shift": {"limit": 2000, "action": "hold"},
+        "same_card_till": {"limit": 4, "minutes": 60, "action": "hold"},
+        "velocity": {"limit": 6, "minutes": 60, "action": "flag"},
+        "two_tills": {"seconds": 120, "action": "flag"},
+        "redeem_after_earning": {"points": 1500, "minutes": 120, "action": "hold"},
+        "refund_rate": {"limit": 5, "minutes": 480, "action": "flag"},
+        "override_rate": {"limit": 8, "minutes": 480, "action": "flag"},
+        "staff_own_card": "hold",
+        "blocklist": "decline",
+        "travel": {"kmh": 200, "min_km": 50},
+    },
 }
 
 
@@ -96,3 +112,16 @@ def closing_lines(tills: list[dict[str, Any]], bill: list[dict[str, Any]]) -> li
                          f"{DEMO_RULES['currency']})" for row in bill)
         lines.append(f"  HQ bills:  {owed}, from the sales the hub holds")
     return lines
+
+
+def fraud_line(cases: list[dict[str, Any]]) -> str:
+    """What HQ's alert cases say at the end of the demo."""
+    if not cases:
+        return "  Fraud:     no alert case at HQ yet"
+    codes: dict[str, int] = {}
+    for case in cases:
+        codes[case["code"]] = codes.get(case["code"], 0) + 1
+    first = min(cases, key=lambda case: case["raised_at"])
+    kinds = ", ".join(f"{code} {count}" for code, count in sorted(codes.items()))
+    return (f"  Fraud:     {len(cases)} alert cases at HQ ({kinds}); the first: {first['summary']} "
+            f"(site {first['site_id']}, cashier {first.get('cashier_id') or '-'}, card {first.get('card') or '-'})")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import __version__
+from edge.blocklist import BlocklistKeeper
 from edge.clock import clock_synchronised
 from edge.desk import Desk
 from edge.devices.pos import NAK, PosControl, PosFrame
@@ -44,6 +45,7 @@ class Agent:
         self.journal = journal
         hub_key = parse_public_key(settings.hub_public_key) if settings.hub_public_key else None
         self.rules = RuleKeeper(settings.data_dir / "rules.json", hub_key, currency=settings.currency)
+        self.blocklist = BlocklistKeeper(settings.data_dir / "blocklist.json", hub_key)
         self.directory = DirectoryKeeper(
             Directory(settings.data_dir / "directory.db", journal.sealer), hub_key, site_id=settings.site_id,
             device_id=settings.device_id, request=lambda request: self.uplink.publish_request(request))
@@ -52,9 +54,10 @@ class Agent:
         identity = identity if identity is not None else open_identity(settings, create=True)
         self.uplink = Uplink(settings=settings, journal=journal, status=self.status, identity=identity,
                              on_rules=self.rules.offer, on_members=self.directory.offer,
-                             on_connected=self.directory.start)
+                             on_connected=self.directory.start, on_blocklist=self.blocklist.offer)
         self.desk = Desk(settings, journal=journal, rules=self.rules, directory=self.directory, pepper=pepper,
-                         clock_ok=self._clock_state, notify=self.uplink.notify)
+                         clock_ok=self._clock_state, notify=self.uplink.notify,
+                         blocklist=lambda: self.blocklist.current)
         self.counters = self.desk.counters
         self.directory.on_removed = self.desk.forget_cards
         self._ticker = threading.Event()
@@ -163,5 +166,6 @@ class Agent:
             directory_version=self.directory.version,
             peripherals={name: device.state for name, device in health.items()},
             peripheral_health=health,
-            counters={**self.counters, **self.directory.counters},
+            counters={**self.counters, **self.directory.counters, **self.blocklist.counters,
+                      **self.desk.guard.counters},
         )

@@ -266,20 +266,32 @@ def read_cards(kind: str, port: str, baud: int | None, parity: str, bytesize: st
               help="Share of sales with a member card where the member also buys the chain's pass (PASS-CINE).")
 @click.option("--stats-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Keep every till's counters in this JSON file (rewritten every few seconds and at the end).")
+@click.option("--members", default=50, show_default=True, type=click.IntRange(1, 100_000),
+              help="Member cards each till's customers hold (the same for the same seed).")
+@click.option("--staff/--no-staff", default=False, show_default=True,
+              help="A cashier per till (code <site>-<till>) signs in with a badge first (POS protocol v1.3).")
+@click.option("--dishonest-till", default=None, help="With --staff: this till's cashier swipes their own card on "
+              "customers' sales made without one.")
+@click.option("--dishonest-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of card-less sales on which the dishonest cashier swipes their own card.")
 def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise: float,
-             unplug_every: float | None, redeem_rate: float, pass_rate: float, stats_file: Path | None) -> None:
+             unplug_every: float | None, redeem_rate: float, pass_rate: float, stats_file: Path | None,
+             members: int, staff: bool, dishonest_till: str | None, dishonest_rate: float) -> None:
     """Play a site's card readers (every configured family) and POS terminals: readers and serial tills on
     pseudo-terminals created at the configured port paths, TCP tills dialling the box's [pos_tcp] address.
 
     Every sale asks for the benefits of the chain's rules (POS protocol v1.2); at the end each till's summary
-    says what the answers showed (money off, campaign points, tiers, passes).
+    says what the answers showed (money off, campaign points, tiers, passes, what the fraud rules did).
 
-    Example: marquee-edge simulate --config demo/site-1.toml --sales-per-minute 60 --unplug-every 120
+    Example: marquee-edge simulate --config demo/site-1.toml --sales-per-minute 60 --staff --dishonest-till t2
     """
     from edge.simulator.readers import ReaderOptions
     from edge.simulator.site import SimReader, SiteSimulator
+    from edge.simulator.staff import site_staff
 
     settings = _settings(config_file)
+    cashiers = site_staff(settings.site_id, seed, [till.till_id for till in settings.tills],
+                          dishonest_till=dishonest_till, dishonest_rate=dishonest_rate) if staff else {}
     sims = []
     for index, till in enumerate(settings.tills):
         readers = []
@@ -300,6 +312,7 @@ def simulate(config_file: Path, sales_per_minute: float, seed: int | None, noise
             pos_link=Path(till.pos_port) if till.pos_port else None, pos_tcp=pos_tcp, readers=readers,
             till_id=till.till_id, seed=None if seed is None else seed + index, sales_per_minute=sales_per_minute,
             noise=noise, unplug_every=unplug_every, redeem_rate=redeem_rate, pass_rate=pass_rate,
+            staff=cashiers.get(till.till_id), members=members,
         ))
     for sim in sims:
         sim.start()
@@ -353,6 +366,9 @@ def _till_summary(till_id: str, stats: SimStats, currency: str) -> list[str]:
         f"member discounts ({money(off.get('member', 0))}); {stats.passes_bought} passes bought",
         f"  bonus points: campaigns {campaigns or 'none'}; tiers {stats.tier_points:,}; day parts "
         f"{stats.daypart_points:,}; {stats.capped} sales capped; members by tier: {tiers or 'none seen'}",
+        *([f"  staff: {stats.signins} sign-ins; {stats.own_card_sales} sales on the cashier's own card; fraud "
+           f"rules: " + (", ".join(f"{action} {count}" for action, count in sorted(stats.fraud.items()))
+                         or "nothing fired")] if stats.signins or stats.own_card_sales or stats.fraud else []),
     ]
 
 

@@ -2,7 +2,8 @@
 
 The agent hands it protocol types (the running bundle, the member as the directory and the journal
 see them, the sale, a hold) and records what it returns. This module never imports devices, store or
-sync (an import-linter contract). Fraud decisions join here later.
+sync (an import-linter contract). The fraud rules' verdict (`protocol.fraud_window`) is applied here to the
+sale's loyalty part (`withhold`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 from protocol.account import Account, Move, fold
 from protocol.calendar import local_day, month_key
 from protocol.events import LineItem, LoyaltyOutcome, SaleRecorded
+from protocol.fraud import FraudOutcome
 from protocol.loyalty import earned_outcome
 from protocol.pricing import SaleDecision, price_sale
 from protocol.redemption import RedemptionPlan, plan_redemption
@@ -129,3 +131,19 @@ def decide_sale(
         items=list(items), total=sum(item.amount for item in items), card_token=token, loyalty=outcome,
     )
     return sale, decision
+
+
+def withhold(sale: SaleRecorded, outcome: FraudOutcome) -> SaleRecorded:
+    """The sale with its loyalty part held for a supervisor (`hold`: the points wait, with the spend and visit
+    they count) or declined (`decline`): nothing earned, no money off; points a captured hold paid stay paid.
+    `points_held` keeps what the sale would have earned either way (what the fraud rules count)."""
+    loyalty = sale.loyalty
+    if loyalty.status != "earned":
+        return sale.model_copy(update={"fraud": outcome})
+    held = outcome.action == "hold"
+    balance = loyalty.balance - loyalty.points_earned if loyalty.balance is not None else None
+    kept = loyalty.model_copy(update={
+        "status": "held" if held else "withheld", "points_earned": 0,
+        "points_held": loyalty.points_earned, "balance": balance, "rule_id": None, "earned_by": [],
+        "benefits": [], "discount": 0, "pass_uses": [], "birthday_year": None, "capped": None})
+    return sale.model_copy(update={"loyalty": kept, "fraud": outcome})

@@ -18,8 +18,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from edge.decide import Capture, MemberState, account_at_box, decide_sale
+from edge.decide import MemberState, account_at_box
 from edge.devices.pos import (
+    STAFF_REQUESTS,
     Authorisation,
     CancelRequest,
     RedeemRequest,
@@ -33,18 +34,21 @@ from edge.devices.pos import parse_request as parse_pos_request
 from edge.devices.rdm6300 import Debouncer
 from edge.directory import DirectoryKeeper
 from edge.errors import PosRequestError, StoreError, UnreadableRow
+from edge.guard import FraudGuard
 from edge.holds import Hold, HoldBook, new_hold_id
 from edge.logthrottle import LogThrottle
-from edge.receipt import answer_in_time, line_items, loyalty_answer, readable_sale_id
+from edge.receipt import readable_sale_id
 from edge.rules import RuleKeeper
 from edge.settings import EdgeSettings, TillSettings
 from edge.store import holds as hold_rows
-from edge.store.journal import Journal, JournalTransaction
+from edge.store.journal import Journal
+from edge.store.journal_tx import JournalTransaction
+from protocol.blocklist import Blocklist
 from protocol.canonical import canonical_bytes, sha256_hex
 from protocol.cards import CardId, card_token
-from protocol.events import Event, LineItem, Payload, RedemptionReleased, SaleConflict, SaleRecorded
+from protocol.events import Event, LineItem, RedemptionReleased, SaleConflict
+from protocol.fields import Payload
 from protocol.ids import uuid7
-from protocol.loyalty import sale_moves
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = {"status": "unavailable", "points": 0, "balance": None}
@@ -71,6 +75,7 @@ class Till:
     settings: TillSettings
     debouncers: dict[str, Debouncer] = field(default_factory=dict)  # by reader: each repeats on its own
     pending: PendingCard | None = None
+    badge: PendingCard | None = None  # a staff badge read at the till: for the next sign-in or approval
     last_answer: bytes | None = None
     answer_resends: int = 0
     redeeming: Redeeming | None = None
@@ -81,7 +86,8 @@ class Desk:
 
     def __init__(self, settings: EdgeSettings, *, journal: Journal, rules: RuleKeeper, directory: DirectoryKeeper,
                  pepper: bytes, clock_ok: Callable[[], bool], notify: Callable[[], None],
-                 hold_ids: Callable[[], str] = new_hold_id, wall: Callable[[], float] = time.time) -> None:
+                 hold_ids: Callable[[], str] = new_hold_id, wall: Callable[[], float] = time.time,
+                 blocklist: Callable[[], Blocklist | None] = lambda: None) -> None:
         self.settings = settings
         self.journal = journal
         self.rules = rules
@@ -104,6 +110,8 @@ class Desk:
             "redeems_late": 0,
         }
         self.last_decision_ms = 0.0
+        self.guard = FraudGuard(site_id=settings.site_id, journal=journal, directory=directory, blocklist=blocklist,
+                                clock_ok=clock_ok)
         self.pending_reversals: list[tuple[str, SaleRequest]] = []
 
     # ------------------------------------------------------------ cards
@@ -123,8 +131,12 @@ class Desk:
             return False
         # The till prints the last 4 of the number on the card (a fob's 10 digits, not the module's hex).
         pending = PendingCard(token, mask_card_id(card.value), now + till.settings.card_hold_s)
+        badge = self.directory.badge(token) is not None
         with self.lock:  # a sale being committed decides which card it consumed under this lock
-            till.pending = pending
+            if badge:  # a staff badge signs in or approves; it is never a sale's member card
+                till.badge = pending
+            else:
+                till.pending = pending
             self.counters["cards"] += 1
         log.debug("card %s presented at till %s", pending.masked, till_id)
         return True
@@ -146,14 +158,20 @@ class Desk:
         if request.till != till_id:
             # Crossed cables or a misconfigured till: recording it under either id would be a guess.
             self.counters["sales_wrong_till"] += 1
-            return self._reject(till_id, request.sale_id,
+            return self._reject(till_id, getattr(request, "sale_id", None),
                                 f"request names till {request.till} but arrived on the line of till {till_id}")
-        # edge.redeem builds on this module: imported here, once its names exist.
+        # These build on this module: imported here, once its names exist.
         from edge.redeem import authorise_request, cancel_request, late, reverse_capture
+        from edge.sales import record_sale
+        from edge.staffdesk import staff_request
 
         now_mono = time.monotonic() if now is None else now
         till = self.tills[till_id]
         till.redeeming = None
+        if isinstance(request, STAFF_REQUESTS):
+            answer_frame = encode_answer(staff_request(self, till_id, request, now_mono))
+            self.last_decision_ms = (time.perf_counter() - started) * 1000
+            return answer_frame
         try:
             if isinstance(request, RedeemRequest):
                 frame, hold = authorise_request(self, till_id, request, now_mono, started)
@@ -162,7 +180,7 @@ class Desk:
                 return frame
             if isinstance(request, CancelRequest):
                 return encode_answer(cancel_request(self, till_id, request))
-            answer = self._record_sale(till_id, request, now_mono, started)
+            answer = record_sale(self, till_id, request, now_mono, started)
             if answer.loyalty is not None and answer.loyalty.redeemed:
                 if late(self, till_id, answer, started):
                     answer = reverse_capture(self, till_id, request)
@@ -242,98 +260,7 @@ class Desk:
             account=account, programme=programme, birthday=entry.birthday if entry is not None else None,
         )
 
-    def _record_sale(self, till_id: str, request: SaleRequest, now_mono: float, started: float) -> SaleAnswer:
-        till = self.tills[till_id]
-        items = line_items(request.items)
-        rules = self.rules.current
-        with self.lock:
-            pending = self.pending_card(till, now_mono)
-            sale_key = f"{till_id}:{request.sale_id}"
-            conflict: SaleConflict | None = None
-            note: str | None = None
-            closed: list[tuple[str, str]] = []  # holds this sale closed, for the book once committed
-            decision, programme, shown = None, None, None  # shown: the answer's loyalty, when built already
-            checked_at = self.wall()
-            decided_at = datetime.fromtimestamp(checked_at, UTC)
-            with self.journal.transaction() as tx:
-                existing = tx.find_sale(sale_key)
-                if existing is not None:
-                    sale = SaleRecorded.model_validate(existing.payload)
-                    masked = None
-                    # Compared as recorded (not as bytes): key order, spacing or an offset time zone
-                    # do not make a resend a different sale; another item, price or cashier does.
-                    same = (sale.cashier_id, sale.currency) == (request.cashier, request.currency) and [
-                        item.model_dump(mode="json") for item in sale.items
-                    ] == [item.model_dump(mode="json") for item in items]
-                    if same:
-                        self.counters["sales_repeated"] += 1
-                        if tx.has_sale_key(f"{sale_key}:reversed"):
-                            return SaleAnswer(sale_id=request.sale_id, status="error", loyalty={
-                                "status": sale.loyalty.status, "points": 0, "balance": None, "redeemed": 0},
-                                message="the points were given back: the answer came too late; take payment")
-                    else:
-                        conflict = self._conflict(tx, request, items, sale_key, existing)
-                else:
-                    hold = self.holds.get(request.hold_id) if request.hold_id else None
-                    if hold is not None and (hold.till_id, hold.sale_id) != (till_id, request.sale_id):
-                        hold = None
-                    if request.hold_id is not None and hold is None:
-                        note = "no open hold of that id for this sale: nothing redeemed; take payment"
-                    elif hold is not None and hold.expires_at <= checked_at:
-                        self.journal_release(tx, hold, "expired")
-                        closed.append((hold.hold_id, "expired"))
-                        note = "the hold had lapsed: nothing redeemed; take payment"
-                        hold = None
-                    token = hold.token if hold is not None else (pending.token if pending else None)
-                    member = self.member(tx, token, at=decided_at) if token else None
-                    capture = Capture(hold.hold_id, hold.points, hold.amount) if hold is not None else None
-                    sale, decision = decide_sale(
-                        rules=rules, site_id=self.settings.site_id, till_id=till_id, cashier_id=request.cashier,
-                        sale_id=request.sale_id, currency=request.currency, items=items, member=member,
-                        at=decided_at, capture=capture, benefits=bool(request.benefits))
-                    programme = member.programme if member is not None else None
-                    if decision is not None and decision.benefits and (shown := answer_in_time(
-                            rules, till.settings, request, sale, decision, programme, decided_at, started)) is None:
-                        # The till would sell at full price before the answer arrives: no money off recorded.
-                        sale, decision = decide_sale(
-                            rules=rules, site_id=self.settings.site_id, till_id=till_id, cashier_id=request.cashier,
-                            sale_id=request.sale_id, currency=request.currency, items=items, member=member,
-                            at=decided_at, capture=capture, benefits=False)
-                        note = "the answer could not reach the till in time for the money off: none was given"
-                    if hold is not None:
-                        if not sale.loyalty.points_redeemed:
-                            # Nothing left for the points to pay (or the card was blocked since): the hold
-                            # ends unused, said so, rather than vanish.
-                            self.journal_release(tx, hold, "unused")
-                            closed.append((hold.hold_id, "unused"))
-                            note = "nothing in this sale could be paid with the points held: nothing redeemed"
-                        else:
-                            hold_rows.drop(tx.connection, hold.hold_id)
-                            closed.append((hold.hold_id, "captured"))
-                    event = self.append(tx, sale, sale_key=sale_key, at=decided_at)  # the time the rules saw
-                    if token:
-                        day = event.occurred_at.astimezone(UTC).date()
-                        for move in sale_moves(sale, event.occurred_at, (self.settings.device_id, event.seq)):
-                            tx.add_ledger(event.seq, token, move.points, move.kind, day, move)  # type: ignore[arg-type]
-                    masked = pending.masked if pending and pending.token == token else None
-            self.closed(closed, checked_at)
-            if existing is None:
-                if till.pending is pending and (pending is None or pending.token == token or request.hold_id is None):
-                    till.pending = None  # spent; a card presented meanwhile waits for the next sale
-                self.counters["sales"] += 1
-            elif conflict is not None:
-                self.counters["sales_conflicting"] += 1
-        self.notify()
-        if conflict is not None:
-            log.warning("till %s reused sale id %s for a different sale; answered conflict", till_id,
-                        request.sale_id)
-            return SaleAnswer(sale_id=request.sale_id, status="conflict", loyalty=None, card=None,
-                              message=f"sale_id {request.sale_id} was already used for a different sale; "
-                                      "nothing earned")
-        return SaleAnswer(sale_id=sale.sale_id, status="ok", card=masked, message=note,
-                          loyalty=shown or loyalty_answer(rules, request, sale, decision, programme, decided_at))
-
-    def _conflict(self, tx: JournalTransaction, request: SaleRequest, items: list[LineItem], sale_key: str,
+    def conflict(self, tx: JournalTransaction, request: SaleRequest, items: list[LineItem], sale_key: str,
                   existing: Event) -> SaleConflict:
         # The first sale stands; the attempt is kept for HQ, and earns nothing. Once per content: a till
         # sending the same conflicting request again adds nothing.
@@ -385,7 +312,8 @@ class Desk:
         self.notify()
         return len(expired)
 
-    def append(self, tx: JournalTransaction, event: Payload, *, sale_key: str, at: datetime | None = None) -> Event:
+    def append(self, tx: JournalTransaction, event: Payload, *, sale_key: str | None,
+               at: datetime | None = None) -> Event:
         """Journal `event`, stamped `at` (now) by this box's clock; the caller's transaction commits it."""
         return tx.append(type=event.event_type, payload=event.model_dump(mode="json"),
                          event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)),

@@ -6,6 +6,8 @@ bundles); a delta only on top of the version held. When the box lacks versions (
 deltas went by, a page lost) it asks with `DirectoryRequest(have=version)`: at start, at each (re)connect,
 and on a gap, at most once per `ASK_EVERY_S` while no answer comes. A refused page changes nothing; the
 refusal is counted and logged, never with the page's content.
+
+Staff accounts come in the same pages; `staff`, `badge` and `staff_of_member` answer from memory, for every sale.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from protocol.codec import decode
 from protocol.directory import DirectoryEntry, DirectoryPage, DirectoryRequest
 from protocol.errors import MalformedMessage, SignatureError
 from protocol.signing import verify_directory_page
+from protocol.staff import StaffEntry
 
 log = logging.getLogger(__name__)
 ASK_EVERY_S = 10.0
@@ -151,6 +154,18 @@ class DirectoryKeeper:
             self._request(DirectoryRequest(have=self.directory.version))
         except Exception:  # a request lost is asked again at the next gap or connect
             log.exception("could not ask the hub for the member directory")
+
+    def staff(self, staff_id: str) -> StaffEntry | None:
+        """The staff account with this cashier code (whatever its status), or None."""
+        return self.directory.team.by_id.get(staff_id)
+
+    def badge(self, token: str) -> StaffEntry | None:
+        """The staff member whose badge this card token is, or None."""
+        return self.directory.team.by_badge.get(token)
+
+    def staff_of_member(self, member_id: str) -> StaffEntry | None:
+        """The staff member whose own loyalty membership `member_id` is, or None."""
+        return self.directory.team.by_member.get(member_id)
 
     def member(self, token: str) -> tuple[DirectoryEntry | None, list[str]]:
         """A card's directory entry and every token of its member (just `token` when it is unknown).

@@ -18,6 +18,7 @@ from edge.desk import Desk
 from edge.devices.pos import (
     Authorisation,
     CancelRequest,
+    FraudLine,
     RedeemRequest,
     Released,
     SaleAnswer,
@@ -25,10 +26,12 @@ from edge.devices.pos import (
     encode_answer,
 )
 from edge.errors import StoreError
+from edge.guard import fraud_message
 from edge.holds import Hold
 from edge.receipt import late_frame, line_items
 from edge.store import holds as hold_rows
 from protocol.events import RedemptionAuthorised, RedemptionReversed, SaleRecorded
+from protocol.fraud_window import Seen
 from protocol.loyalty import reversal_move
 
 log = logging.getLogger(__name__)
@@ -64,8 +67,20 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
                 member = desk.member(tx, pending.token, today=True)
                 plan = authorise(rules, items, member, points=request.points, amount=request.amount,
                                  currency=request.currency)
+                at = datetime.fromtimestamp(desk.wall(), UTC)
+                verdict = desk.guard.check_redeem(rules, at=at, till_id=till_id, cashier_id=request.cashier,
+                                                  member=member)
+                desk.guard.raise_alerts(tx, rules, verdict, at=at, till_id=till_id, cashier_id=request.cashier,
+                                        sale_id=request.sale_id, member=member)
+                desk.guard.counted(verdict)
+                outcome = verdict.outcome()
                 if not desk.directory.readable:  # its balance would be this box's alone: fail closed
                     answer = _declined(request, "the member directory cannot be read; take payment")
+                elif outcome is not None and outcome.action in ("hold", "decline"):
+                    # Fails closed like every redemption in doubt: the member pays with money; HQ is alerted.
+                    answer = _declined(request, fraud_message(outcome)).model_copy(update={"fraud": FraudLine(
+                        action=outcome.action, reasons=list(outcome.reasons), message=fraud_message(outcome))
+                        if request.fraud else None})
                 elif not plan.approved:
                     answer = _declined(request, plan.reason or "declined")
                 else:
@@ -81,6 +96,8 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
         if hold is not None:
             desk.holds.add(hold)
             desk.counters["redeems_authorised"] += 1
+            desk.guard.saw(Seen(at=datetime.fromtimestamp(desk.wall(), UTC), kind="redeem", till_id=till_id,
+                                cashier_id=request.cashier, token=hold.token, points=hold.points), rules)
         elif answer.status == "declined":
             desk.counters["redeems_declined"] += 1
     if hold is not None and late(desk, till_id, answer, started):

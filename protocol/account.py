@@ -25,10 +25,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.calendar import add_months, local_day, month_key, next_month_start, start_of_day, week_key
-from protocol.events import UtcDatetime
+from protocol.fields import UtcDatetime
 from protocol.programme import ProgrammeRules, TierLevel
 
-MoveKind = Literal["earn", "redeem", "reversal", "adjust"]
+MoveKind = Literal["earn", "redeem", "reversal", "adjust", "refund", "approval"]
+"""approval: points a supervisor released, counted as the held sale would have been; refund: points taken back and
+given back by a refund, with the spend it takes back (negative)."""
 EffectKind = Literal["expiry", "burn", "bonus", "tier"]
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Big = Annotated[int, Field(ge=0, le=10**13)]
@@ -267,10 +269,11 @@ def _apply(state: _State, rules: ProgrammeRules, move: Move, tz: str) -> None:
         state.add(move.points, month)
     elif move.points < 0:
         state.take(-move.points)
-    if move.kind == "earn":
+    if move.kind in ("earn", "approval", "refund"):
+        # A refund takes its spend back from the month it happens in (never below zero).
         bucket = state.activity.setdefault(month, [0, 0])
-        bucket[1] += move.spend
-        state.lifetime_spend += move.spend
+        bucket[1] = max(0, bucket[1] + move.spend)
+        state.lifetime_spend = max(0, state.lifetime_spend + move.spend)
         if move.visit and (state.last_visit is None or day > state.last_visit):
             bucket[0] += 1
             state.last_visit = day
@@ -280,7 +283,7 @@ def _apply(state: _State, rules: ProgrammeRules, move: Move, tz: str) -> None:
     if move.birthday_year is not None:
         state.birthday_year = max(state.birthday_year or 0, move.birthday_year)
     _passes(state, rules, move, day)
-    if rules.tiers is not None and move.kind == "earn":
+    if rules.tiers is not None and move.kind in ("earn", "approval"):
         level = qualified(rules, state.activity, month)
         assert level is not None
         if _rank(rules, level.tier_id) > _rank(rules, state.tier):

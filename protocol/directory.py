@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.account import Account
 from protocol.ids import ID_PATTERN
+from protocol.staff import STAFF_ID_PATTERN, StaffEntry
 
 DIRECTORY_SCHEMA: Final = "marquee.directory/1"
 REQUEST_SCHEMA: Final = "marquee.directory-request/1"
@@ -77,6 +78,11 @@ class DirectoryPage(BaseModel):
     entries: Annotated[list[DirectoryEntry], Field(max_length=MAX_PAGE_ENTRIES)] = Field(default_factory=list)
     removed: Annotated[list[Token], Field(max_length=MAX_PAGE_ENTRIES)] = Field(default_factory=list)
     """Tokens the box must forget (an erased member's cards, a card moved off the directory)."""
+    staff: Annotated[list[StaffEntry], Field(max_length=MAX_PAGE_ENTRIES)] = Field(default_factory=list)
+    """Staff accounts added or changed (a snapshot carries them all, on its first page)."""
+    staff_removed: Annotated[list[Annotated[str, Field(pattern=STAFF_ID_PATTERN)]], Field(
+        max_length=MAX_PAGE_ENTRIES)] = Field(default_factory=list)
+    """Staff ids the box must forget (a delta only)."""
     for_device: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
     """A reply to one box's request: the others of the site ignore it."""
     signature: Annotated[str, Field(pattern=SIGNATURE_PATTERN)] | None = None
@@ -87,7 +93,7 @@ class DirectoryPage(BaseModel):
             raise ValueError("page must not exceed pages")
         if self.kind == "delta" and (self.version <= self.version_from or self.pages != 1):
             raise ValueError("a delta moves the version forward in one page")
-        if self.kind == "snapshot" and (self.version_from != 0 or self.removed):
+        if self.kind == "snapshot" and (self.version_from != 0 or self.removed or self.staff_removed):
             raise ValueError("a snapshot starts from version 0 and removes nothing")
         return self
 

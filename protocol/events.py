@@ -7,79 +7,26 @@ hub that does not know them yet. `Event.typed_payload()` parses it into the mode
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     model_validator,
 )
 
+from protocol import alerts, staff
 from protocol.codec import validate
 from protocol.errors import MalformedMessage
-from protocol.ids import ID_PATTERN
+from protocol.fields import Hash, Id, MinorUnits, Payload, Seq, Token, UtcDatetime, text
+from protocol.fraud import FraudOutcome
 
 EVENT_SCHEMA: Final = "marquee.event/1"
-HASH_PATTERN = r"^[0-9a-f]{64}$"
 GENESIS_HASH = "0" * 64
 """The prev_hash of a device's first event (seq 1)."""
-
-
-_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def _iso_only(value: Any) -> Any:
-    # pydantic would read 1700000000 (or "1700000000") as seconds since 1970: a number is not a date here.
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and _ISO_INSTANT.match(value):
-        return value
-    raise ValueError("a timestamp must be an ISO 8601 string with a time zone, e.g. 2026-11-23T19:30:00Z")
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamps must carry a time zone")
-    if not 1970 <= value.year <= 2200:  # a local time of year 9999 is past what datetime can hold
-        raise ValueError("timestamps must fall between the years 1970 and 2200")
-    return value.astimezone(UTC)
-
-
-def _format_utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-UtcDatetime = Annotated[
-    datetime,
-    BeforeValidator(_iso_only),
-    AfterValidator(_as_utc),
-    PlainSerializer(_format_utc, return_type=str, when_used="json"),
-]
-"""A timezone-aware instant, stored in UTC and always written as `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
-
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-
-
-def _text(max_length: int, min_length: int = 0) -> Any:
-    # No control characters: PostgreSQL's JSONB cannot hold \u0000, and none belongs in a receipt line.
-    return Field(min_length=min_length, max_length=max_length, pattern=_PRINTABLE)
-
-
-
-Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
-MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
-INT64_MAX = 2**63 - 1
-"""Every counter on the wire fits a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT)."""
-Seq = Annotated[int, Field(ge=1, le=INT64_MAX)]
-Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 def _is_v7(value: UUID) -> UUID:
@@ -121,29 +68,22 @@ class Event(BaseModel):
         return validate(model, self.payload)
 
 
-class Payload(BaseModel):
-    """Base of event payloads: unknown fields are kept, values are frozen."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    event_type: ClassVar[str]
-
-
 class LineItem(BaseModel):
     """One line of a sale: a ticket for a show, or a concession item."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: Literal["ticket", "concession"]
-    sku: Annotated[str, _text(64, 1)]
-    description: Annotated[str, _text(120)] | None = None
-    film: Annotated[str, _text(120)] | None = None
-    hall: Annotated[str, _text(64)] | None = None
+    sku: Annotated[str, text(64, 1)]
+    description: Annotated[str, text(120)] | None = None
+    film: Annotated[str, text(120)] | None = None
+    hall: Annotated[str, text(64)] | None = None
     showtime: UtcDatetime | None = None
-    category: Annotated[str, _text(64, 1)] | None = None
+    category: Annotated[str, text(64, 1)] | None = None
     """What the rules group it under: a concession's (popcorn, drinks) or a ticket's (adult, child)."""
-    format: Annotated[str, _text(64, 1)] | None = None
+    format: Annotated[str, text(64, 1)] | None = None
     """A ticket's format (2d, 3d, imax, premium)."""
-    genre: Annotated[str, _text(64, 1)] | None = None
+    genre: Annotated[str, text(64, 1)] | None = None
     """A ticket's genre as the till knows it; else the bundle's film catalogue gives it."""
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     unit_price: MinorUnits
@@ -157,9 +97,9 @@ class LineItem(BaseModel):
 class EarnedPart(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    rule: Annotated[str, _text(80, 1)]
+    rule: Annotated[str, text(80, 1)]
     points: Annotated[int, Field(ge=0, le=10**12)]
-    sponsor: Annotated[str, _text(64, 1)] | None = None
+    sponsor: Annotated[str, text(64, 1)] | None = None
 
 
 class BenefitLine(BaseModel):
@@ -173,7 +113,7 @@ class BenefitLine(BaseModel):
 class PassUse(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    pass_id: Annotated[str, _text(64, 1)]
+    pass_id: Annotated[str, text(64, 1)]
     uses: Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -182,9 +122,14 @@ class LoyaltyOutcome(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    status: Literal["earned", "no_card", "unavailable", "blocked"]
-    """blocked: the card is lost, blocked or replaced, or its member suspended: nothing earned or paid."""
+    status: Literal["earned", "no_card", "unavailable", "blocked", "held", "withheld"]
+    """blocked: the card is lost, blocked or replaced, or its member suspended: nothing earned or paid.
+    held: the fraud rules held the loyalty part for a supervisor (`points_held` wait for their decision);
+    withheld: the fraud rules declined it (nothing earned or given; see the sale's `fraud`)."""
     points_earned: Annotated[int, Field(ge=0, le=10**12)] = 0
+    points_held: Annotated[int, Field(ge=0, le=10**12)] = 0
+    """Points the sale would have earned, kept back by the fraud rules: waiting for a supervisor (held) or never
+    paid (withheld)."""
     points_redeemed: Annotated[int, Field(ge=0, le=10**12)] = 0
     """Points this sale was paid with (a hold captured)."""
     amount_redeemed: MinorUnits = 0
@@ -205,12 +150,12 @@ class LoyaltyOutcome(BaseModel):
     sales recorded before it was: the total less the money points paid."""
     visit: bool | None = None
     pass_uses: Annotated[list[PassUse], Field(max_length=20)] = Field(default_factory=list)
-    passes_bought: Annotated[list[Annotated[str, _text(64, 1)]], Field(max_length=50)] = Field(default_factory=list)
+    passes_bought: Annotated[list[Annotated[str, text(64, 1)]], Field(max_length=50)] = Field(default_factory=list)
     birthday_year: Annotated[int, Field(ge=1900, le=3000)] | None = None
     """The birthday ticket this sale gave: the year it was for."""
-    tier: Annotated[str, _text(64, 1)] | None = None
-    programme: Annotated[str, _text(64, 1)] | None = None
-    capped: Annotated[str, _text(200)] | None = None
+    tier: Annotated[str, text(64, 1)] | None = None
+    programme: Annotated[str, text(64, 1)] | None = None
+    capped: Annotated[str, text(200)] | None = None
     """Why the daily caps cut the points, when they did."""
     benefits_asked: bool | None = None
     """The till asked for the money off the rules give (it applies them): a replay under other rules gives
@@ -224,13 +169,15 @@ class SaleRecorded(Payload):
 
     site_id: Id
     till_id: Id
-    cashier_id: Annotated[str, _text(64, 1)]
-    sale_id: Annotated[str, _text(64, 1)]
+    cashier_id: Annotated[str, text(64, 1)]
+    sale_id: Annotated[str, text(64, 1)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     items: Annotated[list[LineItem], Field(min_length=1, max_length=200)]
     total: MinorUnits
     card_token: Annotated[str, Field(pattern=r"^[0-9a-f]{32,64}$")] | None = None
     loyalty: LoyaltyOutcome
+    fraud: FraudOutcome | None = None
+    """What the fraud rules decided, when a rule fired (None: nothing did, or a box before them)."""
 
     @model_validator(mode="after")
     def _total_matches_items(self) -> SaleRecorded:
@@ -249,8 +196,8 @@ class SaleConflict(Payload):
 
     site_id: Id
     till_id: Id
-    cashier_id: Annotated[str, _text(64, 1)]
-    sale_id: Annotated[str, _text(64, 1)]
+    cashier_id: Annotated[str, text(64, 1)]
+    sale_id: Annotated[str, text(64, 1)]
     original_seq: Seq
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     items: Annotated[list[LineItem], Field(min_length=1, max_length=200)]
@@ -258,7 +205,6 @@ class SaleConflict(Payload):
 
 
 HoldId = Annotated[str, Field(pattern=r"^h[0-9a-f]{16}$")]
-Token = Annotated[str, Field(pattern=r"^[0-9a-f]{32,64}$")]
 
 
 class _Hold(Payload):
@@ -266,7 +212,7 @@ class _Hold(Payload):
 
     site_id: Id
     till_id: Id
-    sale_id: Annotated[str, _text(64, 1)]
+    sale_id: Annotated[str, text(64, 1)]
     hold_id: HoldId
     card_token: Token
     points: Annotated[int, Field(ge=1, le=10**12)]
@@ -303,6 +249,8 @@ class RedemptionReversed(_Hold):
 
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    **staff.PAYLOADS,
+    **alerts.PAYLOADS,
     SaleRecorded.event_type: SaleRecorded,
     SaleConflict.event_type: SaleConflict,
     RedemptionAuthorised.event_type: RedemptionAuthorised,
@@ -310,3 +258,4 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     RedemptionReversed.event_type: RedemptionReversed,
 }
 """Event type name to payload model."""
+

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocol.events import Count, Event, Hash, Id, Seq, UtcDatetime
+from protocol.events import Event
+from protocol.fields import Count, Hash, Id, Seq, UtcDatetime
 
 MAX_BATCH_EVENTS = 500
 SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from protocol.calendar import zone
 from protocol.campaigns import first_conflict
-from protocol.events import UtcDatetime
+from protocol.fields import UtcDatetime
+from protocol.fraud import FraudRules
 from protocol.programme import Campaign, DayPart, Earning, Film, ItemKind, Programme, ProgrammeRules
 
 SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"
@@ -69,6 +70,8 @@ class RuleBundle(ProgrammeRules):
     day_parts: Annotated[tuple[DayPart, ...], Field(max_length=20)] = ()
     films: Annotated[tuple[Film, ...], Field(max_length=2000)] = ()
     campaigns: Annotated[tuple[Campaign, ...], Field(max_length=200)] = ()
+    fraud: FraudRules = FraudRules()
+    """The fraud rules (`protocol.fraud`): chain-wide, whatever the member's programme."""
     signature: Annotated[str, Field(pattern=SIGNATURE_PATTERN)] | None = None
     _genres: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
 

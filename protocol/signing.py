@@ -1,5 +1,5 @@
 """Ed25519 public keys in text form; the signatures of batches and statuses (by a box) and of rule
-bundles and member directory pages (by the hub).
+bundles, member directory pages and the blocklist (by the hub).
 
 A box signs each batch over the hashes of everything it carries (events and lost events), and each
 status over its canonical encoding. Each event's hash covers its content and its link to the previous
@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel
 
+from protocol.blocklist import Blocklist
 from protocol.canonical import canonical_bytes
 from protocol.chain import check_hash
 from protocol.directory import DirectoryPage
@@ -31,6 +32,7 @@ _BATCH_CONTEXT = "marquee.batch-signature/1"
 _STATUS_CONTEXT = "marquee.status-signature/1"
 _BUNDLE_CONTEXT = "marquee.rules-signature/1"
 _DIRECTORY_CONTEXT = "marquee.directory-signature/1"
+_BLOCKLIST_CONTEXT = "marquee.blocklist-signature/1"
 
 
 def _b64(data: bytes) -> str:
@@ -145,6 +147,21 @@ def sign_directory_page(page: DirectoryPage, key: Ed25519PrivateKey) -> Director
 def verify_directory_page(page: DirectoryPage, key: Ed25519PublicKey) -> None:
     """Raise SignatureError unless the page is signed by the hub's `key`."""
     _verify(key, page.signature, directory_signed_bytes(page), "directory page", signer="the hub")
+
+
+def blocklist_signed_bytes(blocklist: Blocklist) -> bytes:
+    """What a blocklist's signature covers: the whole list but its signature."""
+    return _whole_body_bytes(_BLOCKLIST_CONTEXT, "blocklist", blocklist)
+
+
+def sign_blocklist(blocklist: Blocklist, key: Ed25519PrivateKey) -> Blocklist:
+    """The blocklist with the hub's signature (the key that signs rule bundles)."""
+    return blocklist.model_copy(update={"signature": _b64(key.sign(blocklist_signed_bytes(blocklist)))})
+
+
+def verify_blocklist(blocklist: Blocklist, key: Ed25519PublicKey) -> None:
+    """Raise SignatureError unless the blocklist is signed by the hub's `key`."""
+    _verify(key, blocklist.signature, blocklist_signed_bytes(blocklist), "blocklist", signer="the hub")
 
 
 def _verify(key: Ed25519PublicKey, signature: str | None, data: bytes, what: str, *, signer: str = "the device")\

@@ -19,9 +19,15 @@ import cloud
 from cloud.api.deps import AUTH_RESPONSES
 from cloud.api.login_guard import LoginGuard, VerifyGate
 from cloud.api.probe import DatabaseProbe
+from cloud.api.routes import alerts as alert_routes
+from cloud.api.routes import audit as audit_routes
+from cloud.api.routes import blocklist as blocklist_routes
 from cloud.api.routes import dashboard, health, members, overdrafts, rules, sites, stats
+from cloud.api.routes import reports as report_routes
+from cloud.api.routes import staff as staff_routes
 from cloud.auth import warm_up
 from cloud.db.engine import make_engine, migrate
+from cloud.fraud.courier import Courier
 from cloud.ingest.counters import Throttle
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
@@ -39,6 +45,8 @@ API_PREFIX = "/api/v1"
 API_POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
 INGEST_POOL = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 30}
 PROBE_POOL = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
+# The alert courier's own (a short read each poll, a short write per delivery), only with channels configured.
+COURIER_POOL = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 30}
 
 
 def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
@@ -63,6 +71,11 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
                     worker = IngestWorker(settings, ingest_engine)
                     worker.start()
                     app.state.worker = worker
+                if start_ingest and (settings.alert_channels or settings.report_channels):
+                    courier = Courier(make_engine(settings.database_url, **COURIER_POOL), settings)
+                    courier.start()
+                    app.state.courier = courier
+                    app.state.worker.handler.on_stored = courier.notify
                 # Everything loaded so far (modules, models, routes, about 100,000 objects) lives as long
                 # as the app: a full garbage collection would scan it all, pausing the event loop for
                 # 50 ms and more under load, which /healthz and every request would feel.
@@ -78,6 +91,11 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
                 app.state.worker = None
+            courier = app.state.courier
+            if courier is not None:
+                await run_in_threadpool(courier.stop)
+                courier.engine.dispose()
+                app.state.courier = None
             gate.close()
             for each in (engine, ingest_engine, probe_engine):
                 each.dispose()
@@ -89,6 +107,7 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     app.state.probe_engine = probe_engine
     app.state.probe = probe
     app.state.worker = None
+    app.state.courier = None
     app.state.login_guard = LoginGuard(
         client_limit=settings.login_client_max_failures,
         client_window=settings.login_client_window_seconds,
@@ -103,6 +122,11 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     api.include_router(rules.router)
     api.include_router(members.router)
     api.include_router(overdrafts.router)
+    api.include_router(alert_routes.router)
+    api.include_router(audit_routes.router)
+    api.include_router(staff_routes.router)
+    api.include_router(blocklist_routes.router)
+    api.include_router(report_routes.router)
     api.include_router(health.api_router)
     app.include_router(api)
     app.include_router(health.router)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Health(BaseModel):
@@ -71,13 +71,34 @@ class DeviceOut(BaseModel):
 
 
 class SiteOut(BaseModel):
-    """A site: online when one of its devices is; events_held sums its devices' contiguous seqs."""
+    """A site: online when one of its devices is; events_held sums its devices' contiguous seqs; its name and
+    location (degrees, WGS 84) as HQ set them (null until then)."""
 
     site_id: str
     last_seen: datetime | None
     online: bool
     events_held: int
     devices: list[DeviceOut]
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class SitePlace(BaseModel):
+    """PUT /api/v1/sites/{site_id}: a site's name and location; latitude and longitude go together (both null:
+    no location, and impossible travel leaves the site out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SitePlace:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give latitude and longitude together, or neither")
+        return self
 
 
 class BoxOfficeOut(BaseModel):

@@ -18,9 +18,12 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
     raise NotImplementedError(f"the hub supports SQLite and PostgreSQL, not {name}")
 
 
-def insert_or_ignore(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> None:
-    """Insert one row unless its primary key exists already (safe against a concurrent insert)."""
-    conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing())
+def insert_or_ignore(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+    """Insert one row unless its primary key (or a unique column) exists already (safe against a concurrent
+    insert); True when this call inserted it."""
+    # RETURNING, not rowcount: PostgreSQL's implicit RETURNING of the key leaves rowcount at -1.
+    stmt = _insert(conn, table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(stmt).first() is not None
 
 
 def upsert_add(

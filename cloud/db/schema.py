@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from cloud.db import fraud_tables as fraud_tables  # the tables of fraud control and staff audit, on `metadata`
+from cloud.db.metadata import metadata
 from cloud.db.types import BigId, JsonDoc, UtcDateTime
-
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 ROLES = ("admin", "analyst", "site_manager")
 
@@ -25,6 +17,10 @@ sites = sa.Table(
     sa.Column("site_id", sa.String(64), primary_key=True),
     sa.Column("first_seen", UtcDateTime, nullable=True),
     sa.Column("last_seen", UtcDateTime, nullable=True),
+    # Where it is (WGS 84 degrees), for impossible travel between sites; set at HQ (`PUT /api/v1/sites/{id}`).
+    sa.Column("name", sa.String(120), nullable=True),
+    sa.Column("latitude", sa.Float, nullable=True),
+    sa.Column("longitude", sa.Float, nullable=True),
 )
 
 devices = sa.Table(
@@ -249,14 +245,17 @@ pii_access = sa.Table(
     sa.Column("action", sa.String(16), nullable=False),
 )
 
-# The member directory boxes hold: each change of a card's entry gets the next version (one counter row,
-# updated in the changing transaction, so versions commit in order whatever the number of hub processes).
+# The member directory boxes hold: each change of a card's entry, or of a staff account, gets the next version
+# (one counter row, updated in the changing transaction, so versions commit in order whatever the number of hub
+# processes). A row is about a card (`card_token`) or a staff account (`staff_id`), never both.
 directory_changes = sa.Table(
     "directory_changes",
     metadata,
     sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("card_token", sa.String(64), nullable=False, index=True),
-    # The entry as boxes get it; NULL: boxes forget the token (erasure).
+    sa.Column("card_token", sa.String(64), nullable=True, index=True),
+    sa.Column("staff_id", sa.String(32), nullable=True, index=True),
+    # The entry (`DirectoryEntry` or `StaffEntry`) as boxes get it; NULL: boxes forget the token (erasure) or
+    # the staff account (deleted).
     sa.Column("entry", JsonDoc, nullable=True),
     sa.Column("changed_at", UtcDateTime, nullable=False),
 )

@@ -65,6 +65,9 @@ class SiteView:
     online: bool
     events_held: int
     devices: list[DeviceView] = field(default_factory=list)
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 def apply_status(
@@ -163,9 +166,23 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
                 online=any(device.online for device in members),
                 events_held=sum(device.last_seq for device in members),
                 devices=members,
+                name=site.name,
+                latitude=site.latitude,
+                longitude=site.longitude,
             )
         )
     return result
+
+
+def set_place(
+    conn: sa.Connection, *, site_id: str, name: str | None, latitude: float | None, longitude: float | None
+) -> bool:
+    """Set a site's name and location (impossible travel compares located sites only); False when the site is
+    not registered."""
+    result = conn.execute(
+        sa.update(sites).where(sites.c.site_id == site_id).values(name=name, latitude=latitude, longitude=longitude)
+    )
+    return bool(result.rowcount)
 
 
 def _peripherals(status: object) -> list[PeripheralView]:

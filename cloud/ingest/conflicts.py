@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from cloud.db import ingest as db
 from cloud.db.schema import chain_conflicts, devices, event_archive, event_gaps, events
 from cloud.errors import RegistryError
+from cloud.fraud.ingest import forget_events
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from cloud.ingest.store import check_payload
 from cloud.members.ledger import unledger_from
@@ -88,12 +89,17 @@ def _archive_from(
         .order_by(events.c.seq)
     ).all()
     deltas: dict[RollupKey, RollupDelta] = {}
+    archived: list[tuple[Event, object]] = []
     for row in rows:
         event = Event.model_validate(row.body) if "payload_refused" not in row.body else None
         sale = check_payload(event, site_id=site_id) if event is not None else None
+        if event is not None:
+            archived.append((event, sale))
         if event is not None and isinstance(sale, SaleRecorded):
             add_sale(deltas, site_id=site_id, event=event, sale=sale)
     db.add_box_office(conn, rows=[deltas[key].negated().as_row(key) for key in sorted(deltas)])
+    # The staff audit and activity too: the box's events take these seqs.
+    forget_events(conn, stored=archived, device_id=device_id, start=start, site_id=site_id)
     unledger_from(conn, device_id=device_id, start=start, at=at)
     if rows:
         conn.execute(

@@ -62,6 +62,8 @@ class MessageHandler:
         self._chain_log = Throttle(log)
         self._refusals = RefusalLedger()
         self._db_ok = True
+        self.on_stored: Callable[[], None] | None = None
+        """Called after a batch that stored something commits (the alert courier's wake-up)."""
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         """Process one message received on `topic`."""
@@ -123,6 +125,8 @@ class MessageHandler:
         self._count(result, topic)
         if self._publish(device_topic(ref.site_id, ref.device_id, "ack"), encode(result.ack)):
             self.counters.acks_sent += 1
+        if self.on_stored is not None and (result.stored or result.lost or result.conflict):
+            self.on_stored()  # committed: an alert case it raised can go out now, not at the next poll
 
     def _identity(self, topic: str, site_id: str, device_id: str, received_at: datetime) -> DeviceIdentity | None:
         """The device's registration when it may speak on this site's topics; refuses (and says why) otherwise."""

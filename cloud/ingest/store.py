@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from cloud.db import ingest as db
 from cloud.errors import IngestError, ReplayError
+from cloud.fraud import ingest as fraud
+from cloud.fraud.integrity import conflict_case
 from cloud.ingest.plan import BatchPlan, held_range, items_of, plan_batch
 from cloud.ingest.rollup import RollupDelta, RollupKey, add_sale
 from cloud.members.ledger import PointsMove, apply_moves, moves_of
@@ -115,6 +117,7 @@ def store_batch(
             body=body, at=received_at,
         ):
             db.mark_chain_broken(conn, device_id=device_id, at=received_at, error=reason)
+            conflict_case(conn, seq=conflict.event.seq, device_id=device_id, site_id=site_id, at=received_at)
         db.record_reject(
             conn, received_at=received_at, topic=topic, device_id=device_id, reason="chain_conflict", detail=reason,
             seq=conflict.event.seq,
@@ -141,8 +144,10 @@ def _store_accepted(
     deltas: dict[RollupKey, RollupDelta] = {}
     refused: dict[int, dict[str, Any]] = {}
     moves: list[PointsMove] = []
+    stored: list[tuple[Event, object]] = []
     for event in plan.events:
         checked = check_payload(event, site_id=site_id)
+        stored.append((event, checked))
         if isinstance(checked, PayloadRefusal):
             # The event is signed and chained: keep its place in the chain (refusing it would block the
             # device for good) but not its content, and say why, by field name only.
@@ -166,6 +171,9 @@ def _store_accepted(
     db.add_box_office(conn, rows=[deltas[key].as_row(key) for key in sorted(deltas)])
     # Members' points in the same transaction: the ack promises them too.
     apply_moves(conn, moves, received_at=received_at)
+    # Alert cases, the staff audit and activity, impossible travel, lost events: the ack promises them too.
+    fraud.on_stored(conn, stored=stored, lost=plan.lost, device_id=device_id, site_id=site_id,
+                    received_at=received_at)
     return len(refused)
 
 

@@ -19,6 +19,7 @@ from cloud.ingest.handler import MessageHandler
 from cloud.members.clock import RulesClock
 from cloud.members.publisher import DirectoryPublisher
 from cloud.settings import HubSettings
+from cloud.staff.blocklist import BlocklistRepublisher
 from protocol.topics import DIRECTORY_REQUESTS_ALL, EVENTS_ALL, STATUS_ALL, shared
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class IngestWorker:
         self.handler = MessageHandler(engine, self._publish)
         self.directory = DirectoryPublisher(engine, settings.rules_key_file, self._publish)
         self.clock = RulesClock(engine, settings.rules_clock_s, on_change=self.directory.notify)
+        self.blocklist = BlocklistRepublisher(engine, settings.rules_key_file)
 
     @property
     def connected(self) -> bool:
@@ -123,6 +125,8 @@ class IngestWorker:
         # Subscribe on every connect: a clean session forgets subscriptions across reconnects.
         client.subscribe([(topic, 1) for topic in self.subscriptions()])
         self._connected = True
+        # Retained, so a change the broker missed (down, restarted without persistence) reaches it now.
+        self.blocklist.on_connected(lambda topic, payload: client.publish(topic, payload, qos=1, retain=True))
         log.info("ingest connected to mqtt://%s:%d", self._settings.mqtt_host, self._settings.mqtt_port)
 
     def _on_disconnect(

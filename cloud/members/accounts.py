@@ -33,7 +33,8 @@ from protocol.programme import ProgrammeRules
 from protocol.rules import RuleBundle, default_bundle
 
 log = logging.getLogger(__name__)
-MOVE_KINDS = {"earn": "earn", "redeem": "redeem", "reversal": "reversal", "import": "adjust"}
+MOVE_KINDS = {"earn": "earn", "redeem": "redeem", "reversal": "reversal", "import": "adjust", "refund": "refund",
+              "approval": "approval"}
 """Ledger kinds that are moves (what events and HQ did), and the account move each one is."""
 DERIVED_KINDS = ("expiry", "burn", "bonus", "tier")
 """Ledger kinds the time-based rules and tier changes wrote: derived from the moves, rewritten by a refold."""
@@ -180,8 +181,9 @@ def stored_account(value: Any) -> Account | None:
 
 
 def move_detail(move: Move) -> dict[str, Any] | None:
-    """What an earn row keeps besides its points: the counts the rules use (None for other moves)."""
-    if move.kind != "earn":
+    """What an earn (approval, refund) row keeps besides its points: the counts the rules use (None for other
+    moves)."""
+    if move.kind not in ("earn", "approval", "refund"):
         return None
     return {"spend": move.spend, "visit": move.visit, "earning_sale": move.earning_sale,
             "pass_uses": [[pass_id, uses] for pass_id, uses in move.pass_uses],

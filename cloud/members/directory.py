@@ -1,4 +1,5 @@
-"""The member directory at the hub: every change of a card's entry, versioned, for boxes to follow.
+"""The member directory at the hub: every change of a card's entry or of a staff account, versioned, for boxes
+to follow.
 
 Versions come from one counter row updated inside the changing transaction: two hub processes changing
 members at once queue on that row, so versions become visible in the order they were given and a
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from cloud.db.fraud_tables import staff, staff_badges
 from cloud.db.schema import directory_changes, directory_state, member_cards, members
 
 _BOX_STATUS = {"active": "active", "anonymous": "anonymous", "suspended": "blocked"}
@@ -91,19 +93,66 @@ def forget_tokens(conn: sa.Connection, tokens: list[str], at: datetime) -> None:
     ])
 
 
+def staff_entries(conn: sa.Connection, staff_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The staff accounts as boxes get them (`protocol.staff.StaffEntry`), by id: these, or all of them."""
+    query = sa.select(staff).order_by(staff.c.staff_id)
+    badges = sa.select(staff_badges.c.staff_id, staff_badges.c.card_token).order_by(staff_badges.c.card_token)
+    if staff_ids is not None:
+        query = query.where(staff.c.staff_id.in_(sorted(set(staff_ids))))
+        badges = badges.where(staff_badges.c.staff_id.in_(sorted(set(staff_ids))))
+    held: dict[str, list[str]] = {}
+    for row in conn.execute(badges):
+        held.setdefault(row.staff_id, []).append(row.card_token)
+    entries: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(query):
+        entry: dict[str, Any] = {"staff_id": row.staff_id, "role": row.role, "status": row.status,
+                                 "sites": sorted(row.sites or []), "badges": held.get(row.staff_id, [])}
+        if row.member_id is not None:
+            entry["member_id"] = row.member_id
+        entries[row.staff_id] = entry
+    return entries
+
+
+def publish_staff(conn: sa.Connection, staff_ids: Sequence[str], at: datetime) -> int:
+    """Record the current account of each of these staff as a change (a deleted one: boxes forget it); their
+    earlier changes leave the log. Returns how many."""
+    ids = sorted(set(staff_ids))
+    if not ids:
+        return 0
+    entries = staff_entries(conn, ids)
+    conn.execute(directory_changes.delete().where(directory_changes.c.staff_id.in_(ids)))
+    first = _take_versions(conn, len(ids))
+    conn.execute(directory_changes.insert(), [
+        {"version": first + n, "card_token": None, "staff_id": staff_id, "entry": entries.get(staff_id),
+         "changed_at": at}
+        for n, staff_id in enumerate(ids)
+    ])
+    return len(ids)
+
+
+class Change(NamedTuple):
+    """One change of the log: a card's entry (`token`) or a staff account (`staff_id`); `entry` None: forget it."""
+
+    version: int
+    token: str | None
+    staff_id: str | None
+    entry: dict[str, Any] | None
+
+
 def oldest_change(conn: sa.Connection) -> int:
     """The lowest version still in the change log (current + 1 when it is empty)."""
     low = conn.execute(sa.select(sa.func.min(directory_changes.c.version))).scalar()
     return int(low) if low is not None else current_version(conn) + 1
 
 
-def changes_after(conn: sa.Connection, version: int, *, limit: int) -> list[tuple[int, str, dict[str, Any] | None]]:
-    """(version, token, entry or None) of the changes above `version`, oldest first, at most `limit`."""
+def changes_after(conn: sa.Connection, version: int, *, limit: int) -> list[Change]:
+    """The changes above `version` (cards' and staff accounts'), oldest first, at most `limit`."""
     rows = conn.execute(
-        sa.select(directory_changes.c.version, directory_changes.c.card_token, directory_changes.c.entry)
+        sa.select(directory_changes.c.version, directory_changes.c.card_token, directory_changes.c.staff_id,
+                  directory_changes.c.entry)
         .where(directory_changes.c.version > version).order_by(directory_changes.c.version).limit(limit)
     ).all()
-    return [(int(row.version), str(row.card_token), row.entry) for row in rows]
+    return [Change(int(row.version), row.card_token, row.staff_id, row.entry) for row in rows]
 
 
 def snapshot_entries(conn: sa.Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:

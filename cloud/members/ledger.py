@@ -32,7 +32,8 @@ from cloud.members.directory import publish_member, publish_members
 from cloud.members.overdrafts import check_overdraft
 from protocol.account import Move
 from protocol.events import Event, RedemptionReversed, SaleRecorded
-from protocol.loyalty import reversal_move, sale_moves
+from protocol.loyalty import approval_move, refund_move, reversal_move, sale_moves
+from protocol.staff import HoldDecided, SaleRefunded
 
 log = logging.getLogger(__name__)
 CLOCK_SLACK = timedelta(minutes=5)
@@ -65,8 +66,9 @@ class PointsMove:
 
 def moves_of(event: Event, payload: object, site_id: str) -> list[PointsMove]:
     """What an event did to its card's account, derived as the box derives it: a sale earns (and counts
-    spend, visit, passes) and may redeem (a captured hold), a reversal gives redeemed points back. Nothing
-    for a sale without a card or with a blocked one."""
+    spend, visit, passes) and may redeem (a captured hold), a reversal gives redeemed points back, a refund takes
+    earned points (and spend) back and gives redeemed ones back, a supervisor's approval releases held points.
+    Nothing for a sale without a card or with a blocked one, a refund that moved nothing, a refused hold."""
     order = (event.device_id, event.seq)
     if isinstance(payload, SaleRecorded) and payload.card_token is not None:
         return [PointsMove(event, site_id, payload.card_token, move, payload.sale_id, payload.loyalty.rules_version)
@@ -74,6 +76,12 @@ def moves_of(event: Event, payload: object, site_id: str) -> list[PointsMove]:
     if isinstance(payload, RedemptionReversed):
         return [PointsMove(event, site_id, payload.card_token, reversal_move(payload, event.occurred_at, order),
                            payload.sale_id, None)]
+    if isinstance(payload, SaleRefunded) and payload.card_token is not None:
+        move = refund_move(payload, event.occurred_at, order)
+        return [PointsMove(event, site_id, payload.card_token, move, payload.sale_id, None)] if move else []
+    if isinstance(payload, HoldDecided):
+        move = approval_move(payload, event.occurred_at, order)
+        return [PointsMove(event, site_id, payload.card_token, move, payload.sale_id, None)] if move else []
     return []
 
 

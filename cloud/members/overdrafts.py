@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.db.schema import member_ledger, overdrafts
+from cloud.fraud.integrity import overdraft_case
 
 
 def check_overdraft(conn: sa.Connection, member_id: str, balance: int, days: set[Any], at: datetime) -> None:
@@ -37,6 +38,7 @@ def check_overdraft(conn: sa.Connection, member_id: str, balance: int, days: set
     if open_row is None:
         conn.execute(overdrafts.insert().values(member_id=member_id, detected_at=at, updated_at=at, amount=-balance,
                                                 balance=balance, sites=sites, events=events))
+        overdraft_case(conn, member_id=member_id, points=-balance, sites=sites, at=at)
     else:
         conn.execute(overdrafts.update().where(overdrafts.c.id == open_row.id).values(
             amount=max(int(open_row.amount), -balance), balance=balance, sites=sites, events=events, updated_at=at))

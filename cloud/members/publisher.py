@@ -1,6 +1,6 @@
-"""Sends the member directory to the boxes: each new change as a signed delta to every site, and to a
-box that asks (`DirectoryRequest`) the deltas it lacks, or a snapshot in pages when the change log no
-longer reaches back to its version.
+"""Sends the member directory to the boxes: each new change (a card's entry or a staff account) as a signed
+delta to every site, and to a box that asks (`DirectoryRequest`) the deltas it lacks, or a snapshot in pages
+when the change log no longer reaches back to its version (every staff account on its first page).
 
 Runs on its own thread beside ingest (a snapshot of a million cards must not hold up acks). Several hub
 processes may each run one: a box applies a delta once and ignores repeats as stale.
@@ -21,11 +21,19 @@ from pydantic import ValidationError
 from cloud.bundles import load_signing_key, site_ids
 from cloud.db.schema import devices, member_cards
 from cloud.errors import HubError
-from cloud.members.directory import changes_after, current_version, oldest_change, snapshot_entries
+from cloud.members.directory import (
+    Change,
+    changes_after,
+    current_version,
+    oldest_change,
+    snapshot_entries,
+    staff_entries,
+)
 from protocol.codec import decode, encode
-from protocol.directory import PAGE_ENTRIES, DirectoryEntry, DirectoryPage, DirectoryRequest
+from protocol.directory import MAX_PAGE_ENTRIES, PAGE_ENTRIES, DirectoryEntry, DirectoryPage, DirectoryRequest
 from protocol.errors import ProtocolError
 from protocol.signing import sign_directory_page
+from protocol.staff import StaffEntry
 from protocol.topics import parse_topic, site_topic
 
 log = logging.getLogger(__name__)
@@ -53,8 +61,9 @@ class DirectoryPublisher:
         self._published: int | None = None
         self._answered: dict[str, float] = {}
         self._key_problem: str | None = None
+        self._staff_cut = False
         self.counters = {"deltas": 0, "snapshots": 0, "pages": 0, "requests": 0, "requests_refused": 0,
-                         "entries_refused": 0}
+                         "entries_refused": 0, "staff_refused": 0}
 
     def start(self) -> None:
         if self._thread is None:
@@ -187,6 +196,7 @@ class DirectoryPublisher:
         # tables, since every page says how many there are.
         total = conn.execute(sa.select(sa.func.count()).select_from(member_cards)).scalar_one()
         pages = max(1, -(-int(total) // PAGE_ENTRIES))
+        team = self._all_staff(conn)  # on the first page: a box switches to them with the page's members
         batch: list[DirectoryEntry] = []
         number = 0
         for entry in snapshot_entries(conn):
@@ -196,16 +206,30 @@ class DirectoryPublisher:
             if len(batch) == PAGE_ENTRIES and number + 1 < pages:
                 number += 1
                 self._send([site_id], DirectoryPage(kind="snapshot", version_from=0, version=version, page=number,
-                                                    pages=pages, entries=batch, for_device=device_id))
+                                                    pages=pages, entries=batch, staff=team if number == 1 else [],
+                                                    for_device=device_id))
                 batch = []
         while number + 1 < pages:  # entries refused above: the page count stands, pages may be short
             number += 1
             self._send([site_id], DirectoryPage(kind="snapshot", version_from=0, version=version, page=number,
-                                                pages=pages, entries=batch, for_device=device_id))
+                                                pages=pages, entries=batch, staff=team if number == 1 else [],
+                                                for_device=device_id))
             batch = []
         self._send([site_id], DirectoryPage(kind="snapshot", version_from=0, version=version, page=pages,
-                                            pages=pages, entries=batch, for_device=device_id))
+                                            pages=pages, entries=batch, staff=team if pages == 1 else [],
+                                            for_device=device_id))
         self.counters["snapshots"] += 1
+
+    def _all_staff(self, conn: sa.Connection) -> list[StaffEntry]:
+        checked = [self._staff(entry) for entry in staff_entries(conn).values()]
+        team = [entry for entry in checked if entry is not None]
+        if len(team) > MAX_PAGE_ENTRIES:
+            # A page holds at most this many; the rest reach boxes as deltas when they change.
+            if not self._staff_cut:
+                log.error("%d staff accounts: a snapshot carries the first %d only", len(team), MAX_PAGE_ENTRIES)
+                self._staff_cut = True
+            team = team[:MAX_PAGE_ENTRIES]
+        return team
 
     def _entry(self, entry: dict[str, Any]) -> DirectoryEntry | None:
         """An entry as boxes take it; None (logged once per card and counted) for one they could not."""
@@ -218,13 +242,31 @@ class DirectoryPublisher:
                       fields[:200])
             return None
 
-    def _delta(self, version_from: int, changes: list[tuple[int, str, dict[str, Any] | None]]) -> DirectoryPage:
+    def _staff(self, entry: dict[str, Any]) -> StaffEntry | None:
+        """A staff account as boxes take it; None (logged once per account and counted) for one they could not."""
+        try:
+            return StaffEntry.model_validate(entry)
+        except ValidationError as exc:
+            self.counters["staff_refused"] += 1
+            fields = ", ".join(".".join(str(part) for part in error["loc"]) for error in exc.errors())
+            log.error("a staff account cannot be sent to the boxes (fields: %s); they keep the previous one",
+                      fields[:200])
+            return None
+
+    def _delta(self, version_from: int, changes: list[Change]) -> DirectoryPage:
         latest: dict[str, dict[str, Any] | None] = {}
-        for _, token, entry in changes:
-            latest[token] = entry
+        team: dict[str, dict[str, Any] | None] = {}
+        for change in changes:
+            if change.staff_id is not None:
+                team[change.staff_id] = change.entry
+            elif change.token is not None:
+                latest[change.token] = change.entry
         entries = [self._entry(entry) for entry in latest.values() if entry is not None]
+        staff = [self._staff(entry) for entry in team.values() if entry is not None]
         return DirectoryPage(
-            kind="delta", version_from=version_from, version=changes[-1][0],
+            kind="delta", version_from=version_from, version=changes[-1].version,
             entries=[entry for entry in entries if entry is not None],
             removed=[token for token, entry in latest.items() if entry is None],
+            staff=[entry for entry in staff if entry is not None],
+            staff_removed=[staff_id for staff_id, entry in team.items() if entry is None],
         )

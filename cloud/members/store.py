@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from cloud.db.fraud_tables import staff_badges
 from cloud.db.schema import member_cards, member_ledger, members
 from cloud.errors import ConfigError, MemberError
 from cloud.members.accounts import reprogramme
@@ -169,6 +170,8 @@ def add_card(conn: sa.Connection, cards: CardContext, member_id: str, card: Card
     if row.status == "erased":
         raise MemberError("erased", "this member was erased")
     token, label = cards.token(card)
+    if conn.execute(sa.select(staff_badges.c.staff_id).where(staff_badges.c.card_token == token)).first():
+        raise MemberError("conflict", "card: the card is a staff member's badge")
     holder = conn.execute(sa.select(member_cards.c.member_id).where(member_cards.c.card_token == token)).scalar()
     if holder == member_id:
         raise MemberError("conflict", "card: the member already holds this card")

@@ -18,6 +18,7 @@ from edge.devices.pos_messages import (
     SALE_ID_PATTERN,
     Authorisation,
     CancelRequest,
+    FraudLine,
     Loyalty,
     PosRequest,
     RedeemRequest,
@@ -27,14 +28,31 @@ from edge.devices.pos_messages import (
     SaleRequest,
     mask_card_id,
 )
+from edge.devices.pos_staff import (
+    STAFF_REQUESTS,
+    ApproveRequest,
+    DrawerRequest,
+    OverrideRequest,
+    RefundRequest,
+    SignInRequest,
+    SignOutRequest,
+    StaffAnswer,
+    StaffRequest,
+    VoidRequest,
+)
 from edge.errors import FrameError, PosRequestError
 
 __all__ = [  # the messages are used through this module, beside the framing
     "ID_PATTERN", "SALE_ID_PATTERN", "Authorisation", "CancelRequest", "Loyalty", "PosRequest", "RedeemRequest",
     "Released", "SaleAnswer", "SaleItem", "SaleRequest", "mask_card_id", "ACK", "EOT", "ETX", "NAK", "STX",
     "MAX_PAYLOAD", "PosControl", "PosFrame", "PosFrameParser", "encode_answer", "encode_frame", "encode_request",
-    "lrc", "parse_answer", "parse_box_message", "parse_request",
+    "lrc", "parse_answer", "parse_box_message", "parse_request", "AnyRequest", "BoxMessage", "StaffAnswer",
+    "StaffRequest", "STAFF_REQUESTS", "FraudLine", "ApproveRequest", "DrawerRequest", "OverrideRequest",
+    "RefundRequest", "SignInRequest", "SignOutRequest", "VoidRequest",
 ]
+
+AnyRequest = PosRequest | StaffRequest
+BoxMessage = SaleAnswer | Authorisation | Released | StaffAnswer
 
 STX = 0x02
 ETX = 0x03
@@ -193,12 +211,15 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-_REQUESTS: dict[str, type[SaleRequest] | type[RedeemRequest] | type[CancelRequest]] = {
-    "sale": SaleRequest, "redeem": RedeemRequest, "cancel": CancelRequest}
+_REQUESTS: dict[str, type[AnyRequest]] = {
+    "sale": SaleRequest, "redeem": RedeemRequest, "cancel": CancelRequest,
+    **{model.model_fields["type"].default: model for model in STAFF_REQUESTS},
+}
 
 
-def parse_request(payload: bytes) -> PosRequest:
-    """Validate a frame's payload as a sale, redeem or cancel request; PosRequestError with a short reason."""
+def parse_request(payload: bytes) -> AnyRequest:
+    """Validate a frame's payload as a till's request (sale, redeem, cancel; v1.3 staff requests); PosRequestError
+    with a short reason."""
     if len(payload) > MAX_PAYLOAD:
         raise PosRequestError(f"request of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     if not payload:
@@ -220,30 +241,36 @@ def parse_request(payload: bytes) -> PosRequest:
         raise PosRequestError(_reason(exc)) from exc
 
 
-def encode_request(request: PosRequest) -> bytes:
+def encode_request(request: AnyRequest) -> bytes:
     """A full frame carrying `request` (what a till sends)."""
     return encode_frame(request.model_dump_json(exclude_none=True).encode("utf-8"))
 
 
-def encode_answer(answer: SaleAnswer | Authorisation | Released) -> bytes:
+def encode_answer(answer: BoxMessage) -> bytes:
     """A full frame carrying `answer` (what the box sends back); a v1 answer stays exactly v1."""
+    if isinstance(answer, StaffAnswer):
+        return encode_frame(answer.model_dump_json(exclude_none=True).encode("utf-8"))
+    exclude: dict[str, object] = {}
+    if isinstance(answer, SaleAnswer | Authorisation) and answer.fraud is None:
+        exclude["fraud"] = True  # v1.3: only when a fraud rule fired for a till that asked
     if isinstance(answer, SaleAnswer) and answer.loyalty is not None:
         # A v1.2 answer (it has `earned_by`) shows every v1.2 field, null ones too; older ones none of them.
         v12 = answer.loyalty.earned_by is not None
         absent = {name for name in OPTIONAL_LOYALTY if getattr(answer.loyalty, name) is None
                   and (name == "redeemed" or not v12)}
         if absent:
-            return encode_frame(answer.model_dump_json(exclude={"loyalty": absent}).encode("utf-8"))
-    return encode_frame(answer.model_dump_json().encode("utf-8"))
+            exclude["loyalty"] = absent
+    return encode_frame(answer.model_dump_json(exclude=exclude or None).encode("utf-8"))  # type: ignore[arg-type]
 
 
-def parse_box_message(payload: bytes) -> SaleAnswer | Authorisation | Released:
+def parse_box_message(payload: bytes) -> BoxMessage:
     """Any message the box sends (the till's side): by its `type`; PosRequestError otherwise."""
     try:
         kind = json.loads(payload).get("type")
     except (ValueError, AttributeError, RecursionError) as exc:
         raise PosRequestError("answer is not a JSON object") from exc
-    model = {"answer": SaleAnswer, "authorisation": Authorisation, "released": Released}.get(kind)
+    model = {"answer": SaleAnswer, "authorisation": Authorisation, "released": Released,
+             "staff": StaffAnswer}.get(kind)
     if model is None:
         raise PosRequestError(f"unknown answer type {str(kind)[:20]!r}")
     try:

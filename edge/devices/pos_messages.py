@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.events import UtcDatetime
+from protocol.fields import UtcDatetime
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SALE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -99,6 +99,8 @@ class SaleRequest(_Message):
     currency: Currency
     items: Items
     hold_id: HoldIdStr | None = None
+    fraud: bool | None = None
+    """v1.3: true, the till shows what the fraud rules decided (`fraud` in the answer, status held/withheld)."""
     benefits: bool | None = None
     """v1.2: present, the till prints what the rules gave (earned by rule, tier, passes, birthday ticket);
     true, it also applies the money off the answer gives (pass, birthday ticket, member discount)."""
@@ -121,6 +123,8 @@ class RedeemRequest(_Message):
     items: Items
     points: Points | None = None
     amount: Annotated[int, Field(strict=True, ge=1, le=10**9)] | None = None
+    fraud: bool | None = None
+    """v1.3: as in a sale request."""
 
     @model_validator(mode="after")
     def _points_or_amount(self) -> RedeemRequest:
@@ -180,7 +184,9 @@ class Loyalty(_Message):
     only for a sale that captured a hold) the points it was paid with; the rest (v1.2, only for a request
     with `benefits`) what the till prints."""
 
-    status: Literal["earned", "no_card", "unavailable", "blocked"]
+    status: Literal["earned", "no_card", "unavailable", "blocked", "held", "withheld"]
+    """held, withheld (v1.3, only to a till that asked for `fraud`): the fraud rules held the loyalty part for a
+    supervisor, or declined it; to other tills such a sale reads `unavailable`."""
     points: int = 0
     balance: int | None = None
     redeemed: int | None = None
@@ -211,6 +217,15 @@ def mask_card_id(card_id: str) -> str:
 MaskedCard = Annotated[str, AfterValidator(mask_card_id)]
 
 
+class FraudLine(_Message):
+    """v1.3: what the fraud rules decided: `flag` (loyalty as usual, HQ alerted), `hold` (the loyalty part waits
+    for a supervisor), `decline` (no loyalty part); the reason codes and the sentence to show."""
+
+    action: Literal["flag", "hold", "decline"]
+    reasons: list[str]
+    message: Annotated[str, StringConstraints(max_length=200)]
+
+
 class Authorisation(_Message):
     """v1.1: the box's answer to a redeem request. `authorised`: `points` are held for `expires_in_s`
     seconds and pay `amount` of the sale; `declined`: nothing held, `message` says why."""
@@ -225,6 +240,8 @@ class Authorisation(_Message):
     expires_in_s: int | None = None
     card: MaskedCard | None = None
     message: Annotated[str, StringConstraints(max_length=200)] | None = None
+    fraud: FraudLine | None = None
+    """v1.3: why the fraud rules declined or held it (only to a till that asked for `fraud`)."""
 
 
 class Released(_Message):
@@ -248,3 +265,5 @@ class SaleAnswer(_Message):
     loyalty: Loyalty | None = None
     card: MaskedCard | None = None
     message: Annotated[str, StringConstraints(max_length=200)] | None = None
+    fraud: FraudLine | None = None
+    """v1.3: what the fraud rules decided, when one fired (only to a till that asked for `fraud`)."""

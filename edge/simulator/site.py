@@ -23,6 +23,7 @@ from edge.errors import FrameError, PosRequestError
 from edge.simulator.catalogue import programme, sale_request
 from edge.simulator.pty import PtyEnd, create_pty_link
 from edge.simulator.readers import ReaderOptions, SimCard, VirtualReader, member_cards
+from edge.simulator.staff import TillStaff, cheats
 from edge.simulator.stats import RulesTally, SimStats
 from edge.simulator.tcp_till import TcpTillEnd
 
@@ -60,7 +61,8 @@ class SiteSimulator:
     then. `redeem_rate`: the chance that a member with a card pays part of the sale with points (a redeem,
     then the sale with its hold). `pass_rate`: the chance that a member with a card buys the chain's pass
     with the sale. Every sale asks for the benefits the rules give (v1.2); the stats count what the answers
-    showed. `pace` scales the human pauses (tests use 0.01).
+    showed. `staff`: the cashier working the till, who signs in first (v1.3) and may swipe their own card on
+    customers' sales. `pace` scales the human pauses (tests use 0.01).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class SiteSimulator:
         unplug_for: float = 2.0,
         redeem_rate: float = 0.0,
         pass_rate: float = 0.0,
+        staff: TillStaff | None = None,
     ) -> None:
         if not re.fullmatch(pos.ID_PATTERN, till_id):
             raise ValueError(f"till id {till_id!r} does not match {pos.ID_PATTERN}")
@@ -104,6 +107,8 @@ class SiteSimulator:
         self.unplug_for = unplug_for
         self.redeem_rate = redeem_rate  # of sales with a member card: the member pays part with points
         self.pass_rate = pass_rate  # of sales with a member card: the member buys the pass
+        self.staff = staff  # the cashier working the till (v1.3: signed in; perhaps dishonest)
+        self._signed_in = False
         self._rng = random.Random(seed)
         self.readers = [VirtualReader(spec.kind, spec.link, rng=self._rng, options=spec.options, pace=pace)
                         for spec in specs]
@@ -211,7 +216,11 @@ class SiteSimulator:
             if not self._opened or self._pos is None:
                 return
             plugged = [reader for reader in self.readers if reader.plugged]
+            if self.staff is not None and not self._signed_in:
+                self._sign_in(self._pos, plugged)
             card = self._rng.choice(self.cards) if plugged and self._rng.random() < CARD_RATE else None
+            if card is None and plugged and (card := cheats(self.staff, self._rng)) is not None:
+                self._stats.own_card_sales += 1
             if card is not None:
                 self._present_card(self._rng.choice(plugged), card)
                 # A cashier takes a moment between the beep and the total; the agent also needs the card
@@ -227,6 +236,17 @@ class SiteSimulator:
             if hold_id is not None:
                 request = request.model_copy(update={"hold_id": hold_id})
             self._transact(self._pos, request)
+
+    def _sign_in(self, end: PtyEnd | TcpTillEnd, plugged: list[VirtualReader]) -> None:
+        """The cashier signs in: their badge on a reader, then the sign-in request."""
+        assert self.staff is not None
+        if self.staff.badge is not None and plugged:
+            self._present_card(self._rng.choice(plugged), self.staff.badge)
+            self._stop.wait(max(0.02, 0.3 * self.pace))
+        answer = self._transact(end, pos.SignInRequest(till=self.till_id, cashier=self.staff.cashier))
+        if isinstance(answer, pos.StaffAnswer):
+            self._signed_in = True
+            self._stats.signins += answer.status == "ok"
 
     def _redeem(self, end: PtyEnd | TcpTillEnd, sale: pos.SaleRequest) -> str | None:
         """Ask to pay part of the sale with points, as a member at the counter does; the hold id if authorised."""
@@ -251,7 +271,7 @@ class SiteSimulator:
         self._stats.card_frames += reader.frames_sent - before
         logger.debug("simulator: card presented at the %s reader", reader.kind)
 
-    def _transact(self, end: PtyEnd | TcpTillEnd, request: pos.PosRequest) -> object | None:
+    def _transact(self, end: PtyEnd | TcpTillEnd, request: pos.AnyRequest) -> object | None:
         """Send `request`, resending on NAK; the box's answer, or None (unanswered: the till goes on)."""
         frame = pos.encode_request(request)
         self._drain(end)
@@ -268,7 +288,7 @@ class SiteSimulator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._stats.unanswered += 1  # fail open: the till completes the sale without loyalty
-                logger.debug("simulator: sale %s unanswered", request.sale_id)
+                logger.debug("simulator: sale %s unanswered", getattr(request, "sale_id", request.type))
                 return None
             for item in self._parser.feed(end.read_available(min(remaining, 0.1))):
                 if isinstance(item, pos.PosControl):
@@ -278,8 +298,8 @@ class SiteSimulator:
                     if resends >= MAX_RESENDS:
                         self._stats.gave_up += 1
                         logger.info(
-                            "simulator: sale %s NAKed %d times; giving up",
-                            request.sale_id, resends + 1
+                            "simulator: request %s NAKed %d times; giving up",
+                            getattr(request, "sale_id", request.type), resends + 1
                         )
                         return None
                     resends += 1
@@ -297,7 +317,7 @@ class SiteSimulator:
         return None
 
     def _answered(
-        self, end: PtyEnd | TcpTillEnd, request: pos.PosRequest, frame: pos.PosFrame, sent_at: float
+        self, end: PtyEnd | TcpTillEnd, request: pos.AnyRequest, frame: pos.PosFrame, sent_at: float
     ) -> object | None:
         try:
             answer = pos.parse_box_message(frame.payload)
@@ -305,11 +325,12 @@ class SiteSimulator:
             self._stats.bad_answers += 1
             logger.warning("simulator: unreadable answer: %s", exc)
             return None
-        if answer.sale_id != request.sale_id or (answer.type == "answer") != (request.type == "sale"):
+        if getattr(answer, "sale_id", None) != getattr(request, "sale_id", None) or \
+                (answer.type == "answer") != (request.type == "sale"):
             self._stats.stale_answers += 1  # a late answer to a request we already gave up on
             return None
         end.write(bytes([pos.ACK]))
-        if not isinstance(answer, pos.SaleAnswer):
+        if not isinstance(answer, pos.SaleAnswer) or not isinstance(request, pos.SaleRequest):
             return answer
         elapsed_ms = (time.monotonic() - sent_at) * 1000
         stats = self._stats
@@ -319,6 +340,8 @@ class SiteSimulator:
         stats.ok += answer.status == "ok"
         stats.rejected += answer.status == "rejected"
         stats.errors += answer.status == "error"
+        if answer.fraud is not None:
+            stats.fraud[answer.fraud.action] = stats.fraud.get(answer.fraud.action, 0) + 1
         if answer.loyalty is not None:
             stats.by_loyalty[answer.loyalty.status] = stats.by_loyalty.get(answer.loyalty.status, 0) + 1
             stats.points_seen += answer.loyalty.points
@@ -335,8 +358,11 @@ class SiteSimulator:
 
     def _build_request(self, buys_pass: bool) -> pos.SaleRequest:
         self._sale_no += 1
-        return sale_request(self._rng, self._showings, sale_id=f"S-{self.till_id}-{self.run_id}-{self._sale_no}",
-                            till_id=self.till_id, currency=self.currency, buys_pass=buys_pass)
+        request = sale_request(self._rng, self._showings, sale_id=f"S-{self.till_id}-{self.run_id}-{self._sale_no}",
+                               till_id=self.till_id, currency=self.currency, buys_pass=buys_pass)
+        if self.staff is None:
+            return request
+        return request.model_copy(update={"cashier": self.staff.cashier, "fraud": True})
 
 
 def run_simulator_forever(sim: SiteSimulator, stop_event: threading.Event) -> None:

@@ -55,6 +55,11 @@ class SimStats:
     capped: int = 0
     tiers_seen: dict[str, int] = field(default_factory=dict)
     """Members by the last tier their answers showed."""
+    signins: int = 0
+    own_card_sales: int = 0
+    """Sales the till's dishonest cashier swiped their own card on."""
+    fraud: dict[str, int] = field(default_factory=dict)
+    """Answers by what the fraud rules did (flag, hold, decline)."""
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)

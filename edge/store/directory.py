@@ -9,6 +9,10 @@ then rewrites the file and empties the WAL.
 A snapshot is staged page by page in `staged_entries` and becomes the directory in one transaction once
 every page of its version is in: the live table is dropped (its pages zeroed) and the staged one renamed.
 The file thus holds at most two directories' worth of pages, freed ones reused by the next snapshot.
+
+Staff accounts (`StaffEntry`: ids, roles, sites, badge tokens, no personal data) come in the same pages and
+live in the same file, in `staff` (and `staged_staff`), written in the page's transaction: a snapshot's staff
+and members switch together. The sale path reads them from memory (`team`), rebuilt when a page changes them.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +32,7 @@ from edge.errors import StoreError
 from edge.store.crypto import Sealer
 from edge.store.layout import secure_files, secure_folder
 from protocol.directory import DirectoryEntry, DirectoryPage
+from protocol.staff import StaffEntry
 
 ApplyResult = Literal["applied", "stale", "gap", "partial"]
 _COLUMNS = "token, member_id, programme, status, balance, seen, redeemed_day, redeemed, sealed"
@@ -37,8 +42,40 @@ _TABLE = """CREATE TABLE IF NOT EXISTS {table}(
     balance INTEGER NOT NULL, seen TEXT NOT NULL, redeemed_day TEXT, redeemed INTEGER NOT NULL, sealed BLOB
 ) WITHOUT ROWID"""
 _MEMBER_INDEX = "CREATE INDEX IF NOT EXISTS entries_member ON entries(member_id)"
+_STAFF_TABLE = "CREATE TABLE IF NOT EXISTS {table}(staff_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID"
+_STAFF_INSERT = "INSERT OR REPLACE INTO {table}(staff_id, body) VALUES (?, ?)"
 _JSON = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options builds one a call
 _WAL_LIMIT = 8 * 1024 * 1024  # bytes a WAL file keeps after a checkpoint (a snapshot swap makes it large)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffIndex:
+    """The staff accounts held, by id, by badge token and by their own member id; replaced whole, never changed
+    in place, so a sale reads one consistent set without a lock."""
+
+    by_id: Mapping[str, StaffEntry] = field(default_factory=dict)
+    by_badge: Mapping[str, StaffEntry] = field(default_factory=dict)
+    by_member: Mapping[str, StaffEntry] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[StaffEntry]) -> StaffIndex:
+        by_id = {entry.staff_id: entry for entry in entries}
+        by_badge: dict[str, StaffEntry] = {}
+        by_member: dict[str, StaffEntry] = {}
+        # An active account wins a badge or a membership that another (say, one who left) still names.
+        for entry in sorted(by_id.values(), key=lambda entry: (entry.status == "active", entry.staff_id)):
+            by_badge.update(dict.fromkeys(entry.badges, entry))
+            if entry.member_id is not None:
+                by_member[entry.member_id] = entry
+        return cls(by_id, by_badge, by_member)
+
+    def changed(self, staff: Sequence[StaffEntry], removed: Sequence[str]) -> StaffIndex:
+        """The index with a delta's staff changes applied."""
+        by_id = dict(self.by_id)
+        for staff_id in removed:
+            by_id.pop(staff_id, None)
+        by_id.update((entry.staff_id, entry) for entry in staff)
+        return StaffIndex.of(by_id.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +114,21 @@ class Directory:
             for table in ("entries", "staged_entries"):
                 self._conn.execute(_TABLE.format(table=table))
             self._conn.execute(_MEMBER_INDEX)
+            # A directory kept before staff accounts came in pages lacks those published before: start over.
+            before_staff = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'staff'").fetchone() is None
+            for table in ("staff", "staged_staff"):
+                self._conn.execute(_STAFF_TABLE.format(table=table))
             self._conn.execute("CREATE TABLE IF NOT EXISTS staged_pages(target INTEGER NOT NULL, "
                                "page INTEGER NOT NULL, pages INTEGER NOT NULL, PRIMARY KEY (target, page))")
             self._conn.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('version', 0)")
+            if before_staff:
+                self._conn.execute("UPDATE meta SET value = 0 WHERE key = 'version'")
             self._version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+            self.staff_unreadable = 0
+            """Staff rows kept that this version cannot read (left out of `team`)."""
+            self._team = self._read_team()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open member directory {path}: {exc}") from exc
 
@@ -89,6 +136,22 @@ class Directory:
     def version(self) -> int:
         """The version of the directory held (0: none yet)."""
         return self._version
+
+    @property
+    def team(self) -> StaffIndex:
+        """The staff accounts held, in memory (what every sale looks up)."""
+        return self._team
+
+    def _read_team(self) -> StaffIndex:
+        entries = []
+        unreadable = 0
+        for (body,) in self._conn.execute("SELECT body FROM staff ORDER BY staff_id"):
+            try:
+                entries.append(StaffEntry.model_validate_json(body))
+            except ValidationError:
+                unreadable += 1
+        self.staff_unreadable = unreadable
+        return StaffIndex.of(entries)
 
     def close(self) -> None:
         """Close both connections."""
@@ -127,9 +190,13 @@ class Directory:
         with self._transaction() as conn:
             conn.executemany(_INSERT.format(table="entries"), rows)
             conn.executemany("DELETE FROM entries WHERE token = ?", [(token,) for token in page.removed])
+            conn.executemany(_STAFF_INSERT.format(table="staff"), _staff_rows(page))
+            conn.executemany("DELETE FROM staff WHERE staff_id = ?", [(staff_id,) for staff_id in page.staff_removed])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (page.version,))
             discarded = _discard_staged(conn, up_to=page.version)
         self._version = page.version
+        if page.staff or page.staff_removed:
+            self._team = self._team.changed(page.staff, page.staff_removed)
         if page.removed or discarded:
             self._checkpoint()
         return "applied"
@@ -147,6 +214,7 @@ class Directory:
                                  (page.version, page.page, page.pages)).rowcount
             if added:  # else: the same page again (QoS 1 redelivers), already staged
                 conn.executemany(_INSERT.format(table="staged_entries"), rows)
+                conn.executemany(_STAFF_INSERT.format(table="staged_staff"), _staff_rows(page))
             have = conn.execute("SELECT COUNT(*) FROM staged_pages WHERE target = ?", (page.version,)).fetchone()[0]
             if have < page.pages:
                 return "partial"
@@ -154,9 +222,13 @@ class Directory:
             conn.execute("ALTER TABLE staged_entries RENAME TO entries")
             conn.execute(_MEMBER_INDEX)
             conn.execute(_TABLE.format(table="staged_entries"))
+            conn.execute("DROP TABLE staff")
+            conn.execute("ALTER TABLE staged_staff RENAME TO staff")
+            conn.execute(_STAFF_TABLE.format(table="staged_staff"))
             conn.execute("DELETE FROM staged_pages")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (page.version,))
         self._version = page.version
+        self._team = self._read_team()
         self._checkpoint()
         return "applied"
 
@@ -227,8 +299,13 @@ def _discard_staged(conn: sqlite3.Connection, *, up_to: int) -> bool:
     if conn.execute("SELECT 1 FROM staged_pages WHERE target <= ? LIMIT 1", (up_to,)).fetchone() is None:
         return False
     conn.execute("DELETE FROM staged_entries")  # staging holds one version at a time
+    conn.execute("DELETE FROM staged_staff")
     conn.execute("DELETE FROM staged_pages")
     return True
+
+
+def _staff_rows(page: DirectoryPage) -> list[tuple[str, str]]:
+    return [(entry.staff_id, entry.model_dump_json()) for entry in page.staff]
 
 
 def _files(path: Path) -> Sequence[Path]:

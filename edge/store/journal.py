@@ -17,25 +17,26 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from pydantic import ValidationError
 
 from edge.errors import StoreError, UnreadableRow
 from edge.store import ledger
 from edge.store.crypto import Sealer
+from edge.store.journal_tx import JournalTransaction
 from edge.store.layout import JournalStats, connect, create_schema, read_stats
-from protocol.account import Move
-from protocol.chain import seal
-from protocol.events import GENESIS_HASH, HASH_PATTERN, Event
+from protocol.events import GENESIS_HASH, Event
+from protocol.fields import HASH_PATTERN
 from protocol.messages import LostEvent
 
 log = logging.getLogger(__name__)
 UNREADABLE = "unreadable"
 UNREADABLE_PAGE = "unreadable_page"
+MISSING = "missing"
+"""A seq with no row at all below the last one committed: deleted from the file (the hub raises a gap alert)."""
 _HASH_RE = re.compile(HASH_PATTERN)
 _MAX_PAGE_LOSSES = 10_000  # rows lost to damaged pages remembered per run (so each is recorded and counted once)
 _OUTBOX_SQL = ("SELECT j.seq, j.hash, j.key_id, j.body, q.reason FROM journal j "
@@ -70,6 +71,7 @@ class Journal:
         self._committed_seq = self._last_seq  # unlike _last_seq, never a row still being written
         self._damaged = False
         self._page_losses: set[int] = set()
+        self._missing_seen: set[int] = set()
         self._unrecorded = 0  # rows lost to damaged pages that the quarantine table refused to record
         self._figures: JournalStats | None = None  # the last figures read, for when the file no longer gives them
 
@@ -149,6 +151,32 @@ class Journal:
                 raise StoreError(f"journal read failed: {exc}") from exc
         return [self._decode(int(seq), bytes(body)) for seq, body in rows]
 
+    def read_since(self, since: datetime, *, limit: int) -> list[Event]:
+        """Up to the last `limit` events stamped at or after `since` (about: the first is found by bisecting seqs
+        on their stamps, which a clock set back can disorder), in seq order; rows that do not open are skipped."""
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._read_lock:
+            try:
+                low, high = max(1, self._committed_seq - limit + 1), self._committed_seq + 1
+                while low < high:  # the first seq whose stamp is at or after `since`
+                    middle = (low + high) // 2
+                    row = self._read_row("SELECT occurred_at FROM journal WHERE seq = ?", middle)
+                    if row is not None and str(row[0]) < stamp:
+                        low = middle + 1
+                    else:
+                        high = middle
+                rows = self._read_conn.execute("SELECT seq, body FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?",
+                                               (low, limit)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal read failed: {exc}") from exc
+        events = []
+        for seq, body in rows:
+            try:
+                events.append(self._decode(int(seq), bytes(body)))
+            except UnreadableRow:
+                continue  # the outbox reports it to the hub as lost
+        return events
+
     def read_outbox(self, *, from_seq: int, limit: int) -> list[Event | LostEvent]:
         """Up to `limit` items from `from_seq` on, for the hub: each row as its event, or as a lost event
         when it does not open or cannot be read (the row is then quarantined, once)."""
@@ -161,7 +189,13 @@ class Journal:
                 self._found_damaged(exc)
                 rows = self._read_rows_one_by_one(from_seq, limit)
         items: list[Event | LostEvent] = []
+        expected = from_seq
         for seq, row_hash, key_id, body, reason in rows:
+            # Seqs are gapless up to the last committed one: a seq skipped here was deleted from the file.
+            items.extend(self._missing(expected, min(int(seq), expected + limit - len(items))))
+            expected = int(seq) + 1
+            if len(items) >= limit:
+                break
             if reason is None:
                 try:
                     items.append(self._decode(int(seq), bytes(body)))
@@ -175,7 +209,18 @@ class Journal:
             if reason == UNREADABLE_PAGE:
                 self._set_aside_page_loss(int(seq), known)
             items.append(LostEvent(seq=int(seq), hash=known, reason=reason))
-        return _named_by_successors(items)
+        return _named_by_successors(items[:limit])
+
+    def _missing(self, first: int, end: int) -> list[LostEvent]:
+        """Lost events for the seqs `first`..`end - 1`, which have no row: each set aside and logged once."""
+        lost = []
+        for seq in range(first, end):
+            if seq not in self._missing_seen:
+                self._missing_seen.add(seq)
+                log.error("journal row #%d is missing from the file (deleted?); reported to the hub as lost", seq)
+                self._quarantine(seq, None, None, None, MISSING)
+            lost.append(LostEvent(seq=seq, hash=None, reason=MISSING))
+        return lost
 
     def _read_rows_one_by_one(self, from_seq: int, limit: int) -> list[tuple[Any, ...]]:
         """The rows of `read_outbox`, read one seq at a time because the range query hit a damaged page.
@@ -311,87 +356,3 @@ def _named_by_successors(items: list[Event | LostEvent]) -> list[Event | LostEve
             named[index - 1] = lost.model_copy(update={"hash": following.prev_hash})
     return named
 
-
-class JournalTransaction:
-    """The operations allowed inside `Journal.transaction()`."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._j = journal
-        self._conn = journal._conn
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The transaction's connection, for the store modules that keep their rows beside the journal's."""
-        return self._conn
-
-    def has_sale_key(self, sale_key: str) -> bool:
-        """True when a row was recorded under this key (without opening it)."""
-        return self._conn.execute("SELECT 1 FROM journal WHERE sale_key = ?", (sale_key,)).fetchone() is not None
-
-    def find_sale(self, sale_key: str) -> Event | None:
-        """The event already recorded for this till's sale id, if the POS sent it before."""
-        row = self._conn.execute("SELECT seq, body FROM journal WHERE sale_key = ?", (sale_key,)).fetchone()
-        return self._j._decode(int(row[0]), bytes(row[1])) if row else None
-
-    def add_ledger(self, seq: int, card_token: str, points: int, kind: ledger.LedgerKind, day: date,
-                   move: Move | None = None) -> None:
-        """Record the points of event `seq` on a card (earned positive, redeemed negative; `day` UTC) and the
-        move the account folds."""
-        ledger.add(self._conn, seq, card_token, points, kind, day, move, self._j._sealer)
-
-    def forget_cards(self, tokens: Sequence[str]) -> None:
-        """Drop the ledger rows of these cards (an erased member's)."""
-        ledger.forget(self._conn, tokens)
-
-    def local_points(self, tokens: Sequence[str], after_seq: int) -> list[tuple[int, int]]:
-        """`Journal.local_points`, as this transaction sees it."""
-        return ledger.local_points(self._conn, tokens, after_seq)
-
-    def local_moves(self, tokens: Sequence[str], after_seq: int, device_id: str) -> list[Move]:
-        """This box's moves on these cards above `after_seq`, as this transaction sees them."""
-        return ledger.local_moves(self._conn, tokens, after_seq, device_id, self._j._sealer)
-
-    def redeemed_since(self, tokens: Sequence[str], after_seq: int, day: date) -> int:
-        """`Journal.redeemed_since`, as this transaction sees it."""
-        return ledger.redeemed_since(self._conn, tokens, after_seq, day)
-
-    def append(
-        self,
-        *,
-        type: str,
-        payload: dict[str, Any],
-        event_id: UUID,
-        occurred_at: datetime,
-        clock_ok: bool,
-        sale_key: str | None = None,
-    ) -> Event:
-        """Seal the next event of the chain and write it; returns it, with the seq it was given. Visible to
-        readers once the transaction commits."""
-        j = self._j
-        event = seal(
-            type=type,
-            device_id=j.device_id,
-            seq=j._last_seq + 1,
-            event_id=event_id,
-            occurred_at=occurred_at,
-            clock_ok=clock_ok,
-            prev_hash=j._last_hash,
-            payload=payload,
-        )
-        body = j._sealer.seal(event.model_dump_json(by_alias=True).encode(), j._aad(event.seq))
-        self._conn.execute(
-            "INSERT INTO journal(seq, event_id, type, occurred_at, hash, sale_key, key_id, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.seq,
-                str(event.event_id),
-                event.type,
-                event.model_dump(mode="json")["occurred_at"],
-                event.hash,
-                sale_key,
-                j._sealer.key_id,
-                body,
-            ),
-        )
-        j._last_seq, j._last_hash = event.seq, event.hash
-        return event

@@ -22,20 +22,37 @@ from edge.store.crypto import Sealer
 from protocol.account import Move
 from protocol.events import Event, SaleRecorded
 
-LedgerKind = Literal["earn", "redeem", "reversal"]
-"""earn: positive; redeem: negative (a captured hold); reversal: positive (a capture given back)."""
+LedgerKind = Literal["earn", "redeem", "reversal", "refund", "approval"]
+"""earn: positive; redeem: negative (a captured hold); reversal: positive (a capture given back); refund: either
+(earned points taken back, redeemed points given back); approval: positive (held points a supervisor released)."""
 MAX_TOKENS = 500  # a member's cards; far below SQLite's limit on query parameters
 
 
+_KINDS_CHECK = "CHECK (kind IN ('earn', 'redeem', 'reversal', 'refund', 'approval'))"
+_COLUMNS = ("seq INTEGER NOT NULL, card_token TEXT NOT NULL, points INTEGER NOT NULL, day TEXT NOT NULL, "
+            "kind TEXT NOT NULL")
+
+
 def create_table(conn: sqlite3.Connection) -> None:
-    """The ledger table and its index, created when missing."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS ledger(seq INTEGER NOT NULL, card_token TEXT NOT NULL, "
-        "points INTEGER NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('earn', 'redeem', 'reversal')))"
-    )
-    conn.execute("CREATE INDEX IF NOT EXISTS ledger_token_seq ON ledger(card_token, seq)")
+    """The ledger table and its index, created when missing; a ledger from before refunds and approvals is rebuilt
+    with the check that lets their rows in (SQLite cannot change a check in place)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS ledger({_COLUMNS} {_KINDS_CHECK}, move TEXT)")
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").fetchone()[0]
     if "move" not in {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}:
         conn.execute("ALTER TABLE ledger ADD COLUMN move TEXT")
+    if "'approval'" not in sql:
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN IMMEDIATE")  # all of it or none: a power cut midway leaves the old table
+        conn.execute("DROP TABLE IF EXISTS ledger_upgraded")
+        conn.execute(f"CREATE TABLE ledger_upgraded({_COLUMNS} {_KINDS_CHECK}, move TEXT)")
+        conn.execute("INSERT INTO ledger_upgraded(seq, card_token, points, day, kind, move) "
+                     "SELECT seq, card_token, points, day, kind, move FROM ledger")
+        conn.execute("DROP TABLE ledger")
+        conn.execute("ALTER TABLE ledger_upgraded RENAME TO ledger")
+        if own:
+            conn.execute("COMMIT")
+    conn.execute("CREATE INDEX IF NOT EXISTS ledger_token_seq ON ledger(card_token, seq)")
 
 
 def has_table(conn: sqlite3.Connection) -> bool:
@@ -82,7 +99,7 @@ def _decode(seq: int, points: int, kind: str, day: str, move: bytes | str | None
 def add(conn: sqlite3.Connection, seq: int, card_token: str, points: int, kind: LedgerKind, day: date,
         move: Move | None = None, sealer: Sealer | None = None) -> None:
     """One row; the caller's transaction commits it with the event `seq` (`move` sealed with `sealer`)."""
-    if (kind in ("earn", "reversal") and points < 0) or (kind == "redeem" and points > 0):
+    if (kind in ("earn", "reversal", "approval") and points < 0) or (kind == "redeem" and points > 0):
         raise ValueError(f"{kind} of {points} points: earnings and reversals are positive, redemptions negative")
     conn.execute("INSERT INTO ledger(seq, card_token, points, day, kind, move) VALUES (?, ?, ?, ?, ?, ?)",
                  (seq, card_token, points, day.isoformat(), kind, _sealed(move, seq, card_token, sealer)))

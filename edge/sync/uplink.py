@@ -5,8 +5,9 @@ is published again from the last ack. A broker PUBACK is not an ack; only the hu
 Memory stays bounded: at most `window_batches` batches are in flight and one batch is read at a time.
 Every batch and status is signed with the box's identity key; the hub accepts nothing unsigned. A journal
 row that no longer opens goes out as a lost event, so the rows after it still reach the hub.
-Downlink beside the acks: the site's rule bundle (retained) and member directory pages (not retained:
-`on_connected` is told of each connection so the box can ask for what it missed, `publish_request`).
+Downlink beside the acks: the site's rule bundle (retained), member directory pages (not retained:
+`on_connected` is told of each connection so the box can ask for what it missed, `publish_request`) and the
+chain's blocklist (retained).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from protocol.errors import MalformedMessage
 from protocol.events import Event
 from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 from protocol.signing import sign_batch, sign_status
-from protocol.topics import device_topic, site_topic
+from protocol.topics import BLOCKLIST, device_topic, site_topic
 
 log = logging.getLogger(__name__)
 StatusProvider = Callable[[bool], DeviceStatus]
@@ -47,11 +48,13 @@ class Uplink:
     def __init__(
         self, *, settings: EdgeSettings, journal: Journal, status: StatusProvider, identity: Ed25519PrivateKey,
         on_rules: Callable[[bytes], object] | None = None, on_members: Callable[[bytes], object] | None = None,
-        on_connected: Callable[[], object] | None = None,
+        on_connected: Callable[[], object] | None = None, on_blocklist: Callable[[bytes], object] | None = None,
     ) -> None:
         """`on_rules` gets each rule bundle the hub publishes (retained) for this site, as bytes; `on_members`
-        each member directory page; `on_connected` is called at each connection, once subscribed."""
+        each member directory page; `on_blocklist` each chain blocklist (retained); `on_connected` is called at
+        each connection, once subscribed."""
         self._settings = settings
+        self._on_blocklist = on_blocklist
         self._on_rules = on_rules
         self._on_members = on_members
         self._on_connected = on_connected
@@ -178,6 +181,8 @@ class Uplink:
             client.subscribe(self._rules_topic, qos=1)  # retained: the current bundle comes at once
         if self._on_members is not None:
             client.subscribe(self._members_topic, qos=1)
+        if self._on_blocklist is not None:
+            client.subscribe(BLOCKLIST, qos=1)  # retained: the current list comes at once
         with self._lock:
             self._connected = True
             self._next_seq = self._acked + 1  # whatever was in flight may be lost: start again from the ack
@@ -206,6 +211,9 @@ class Uplink:
                 return
             if message.topic == self._members_topic and self._on_members is not None:
                 self._on_members(bytes(message.payload))
+                return
+            if message.topic == BLOCKLIST and self._on_blocklist is not None:
+                self._on_blocklist(bytes(message.payload))
                 return
             if message.topic != self._ack_topic:
                 # Only these topics are subscribed; a broker that delivers anything else is misbehaving.

@@ -16,7 +16,7 @@ from cloud.backtest.run import run_backtest
 from cloud.backtest.sponsors import sponsors_bill
 from cloud.bundles import draft_problems, latest_bundle, load_signing_key, publish_draft, push, site_ids
 from cloud.errors import HubError
-from protocol.events import Id, UtcDatetime
+from protocol.fields import Id, UtcDatetime
 from protocol.rules import RuleBundle
 
 router = APIRouter(prefix="/rules", tags=["rules"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from cloud.db.schema import metadata
+import cloud.db.schema  # noqa: F401  (defines every table on `metadata`)
+from cloud.db.metadata import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -29,7 +29,7 @@ def test_every_marked_example_is_read() -> None:
     assert set(examples()) == {
         "sale", "request-hex", "answer-hex", "conflict", "empty", "wrong-till", "no-card",
         "redeem", "authorised", "declined", "sale-with-hold", "answer-redeemed", "cancel", "sale-benefits",
-        "answer-benefits",
+        "answer-benefits", "sale-held", "refund", "refund-answer",
     }
 
 

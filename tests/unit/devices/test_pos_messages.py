@@ -93,7 +93,7 @@ def mutate(path: str, value: Any) -> bytes:
         (mutate("currency", "euro"), "currency"),
         (mutate("sale_id", ""), "sale_id"),
         (mutate("items.0.film", "x" * 121), "items.0.film"),
-        (mutate("type", "refund"), "unknown request type"),
+        (mutate("type", "exchange"), "unknown request type"),
         (b"\x7b" * 5000, "exceeds"),
         (b"[" * 3000, "not JSON"),
         (b"{nope", "not JSON"),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from protocol import programme
+from protocol import fraud, programme
 from protocol.rules import Redemption, RuleBundle
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,7 +50,8 @@ PARTS: list[type[BaseModel]] = [
     programme.Earning, programme.TierLevel, programme.Tiers, programme.DiscountStep, programme.SpendDiscount,
     programme.Expiry, programme.Burn, programme.MonthlyBonus, programme.Birthday, programme.PassProduct,
     programme.Caps, programme.Programme, programme.DayPart, programme.Film, programme.CampaignMatch,
-    programme.Campaign, Redemption, RuleBundle,
+    programme.Campaign, Redemption, RuleBundle, fraud.FraudRules, fraud.PointsLimit, fraud.CountLimit,
+    fraud.TwoTills, fraud.RedeemAfterEarning, fraud.Travel,
 ]
 
 
