@@ -84,6 +84,7 @@ class Demo:
     def __init__(self, workdir: Path, http_port: int) -> None:
         self.workdir = workdir
         self.http_port = http_port
+        self.cashiers = 0
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.hub_env: dict[str, str] = {}
         self.hub_key = ""
@@ -195,8 +196,9 @@ class Demo:
                        stderr=subprocess.DEVNULL)
         return count
 
-    def start_sites(self, mqtt_port: int, protocol: str) -> None:
+    def start_sites(self, mqtt_port: int, protocol: str, login: tuple[str, str]) -> None:
         pepper = self.pepper
+        configs: list[tuple[int, str, Path]] = []
         for index, (site, tills) in enumerate(SITES, start=1):
             site_dir = self.workdir / "sites" / site
             (site_dir / "dev").mkdir(parents=True)
@@ -228,6 +230,10 @@ class Demo:
             subprocess.run([str(BIN / "marquee-hub"), "devices", "add", "--site", site, "--device", f"{site}-box1",
                             "--public-key", key], env={**os.environ, **self.hub_env}, check=True,
                            cwd=self.workdir, stdout=subprocess.DEVNULL)
+            configs.append((index, site, config))
+        self.cashiers = self.add_staff(login)  # the sites exist now; each box gets its staff with the directory
+        edge = str(BIN / "marquee-edge")
+        for index, site, config in configs:
             dishonest = ["--dishonest-till", DISHONEST[1]] if site == DISHONEST[0] else []
             self.spawn(f"{site}-devices", [edge, "simulate", "--config", str(config), "--seed", str(index * 10),
                                             "--sales-per-minute", str(SALES_PER_MINUTE), "--unplug-every", "180",
@@ -343,8 +349,8 @@ def main() -> int:
         login = demo.start_hub(mqtt_port, protocol)
         demo.publish_rules()
         members = demo.import_members()
-        cashiers = demo.add_staff(login)
-        demo.start_sites(mqtt_port, protocol)
+        demo.start_sites(mqtt_port, protocol, login)
+        cashiers = demo.cashiers
         rows = demo.wait_for_sales(login, timeout=60)
         say("")
         say(f"Marquee demo is running: {len(SITES)} sites, broker on 127.0.0.1:{mqtt_port} (MQTT {protocol})")

@@ -48,13 +48,13 @@ DEMO_RULES: dict[str, Any] = {
     # The fraud rules (docs/rules.md, "Choosing the limits"): above what an honest member earns in a visit or a
     # day, well below what a cashier's own card on every sale of a busy till earns in an hour.
     "fraud": {
-        "card_points_day": {"limit": 4000, "action": "hold"},
-        "card_points_till_day": {"limit": 3000, "action": "hold"},
-        "card_points_shift": {"limit": 2000, "action": "hold"},
+        "card_points_day": {"limit": 8000, "action": "hold"},
+        "card_points_till_day": {"limit": 6000, "action": "hold"},
+        "card_points_shift": {"limit": 5000, "action": "hold"},
         "same_card_till": {"limit": 4, "minutes": 60, "action": "hold"},
         "velocity": {"limit": 6, "minutes": 60, "action": "flag"},
         "two_tills": {"seconds": 120, "action": "flag"},
-        "redeem_after_earning": {"points": 1500, "minutes": 120, "action": "hold"},
+        "redeem_after_earning": {"points": 2500, "minutes": 60, "action": "hold"},
         "refund_rate": {"limit": 5, "minutes": 480, "action": "flag"},
         "override_rate": {"limit": 8, "minutes": 480, "action": "flag"},
         "staff_own_card": "hold",

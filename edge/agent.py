@@ -68,6 +68,8 @@ class Agent:
 
     def start(self) -> None:
         """Open every till's lines and readers, listen for TCP tills, and start syncing."""
+        # The fraud rules' memory of the day, read from the journal before the first till asks, not during it.
+        self.desk.guard.window_for(self.rules.current, datetime.now(UTC))
         self.peripherals.start()
         self.uplink.start()
         self._status_socket.start()

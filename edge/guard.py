@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+
+from pydantic import ValidationError
 
 from edge.decide import MemberState
 from edge.devices.pos import FraudLine, SaleRequest
 from edge.directory import DirectoryKeeper
 from edge.errors import StoreError
+from edge.logthrottle import LogThrottle
 from edge.store.journal import Journal
 from edge.store.journal_tx import JournalTransaction
 from protocol.alerts import AlertRaised, alert_key
@@ -48,12 +51,16 @@ class FraudGuard:
         self._clock_ok = clock_ok
         self.window: FraudWindow | None = None
         self._timezone = ""
+        self._retry_at: float | None = None
         self.counters = {"fraud_flagged": 0, "fraud_held": 0, "fraud_declined": 0, "alerts_raised": 0}
+        self._alert_log = LogThrottle(log)
 
     def window_for(self, rules: RuleBundle, now: datetime) -> FraudWindow:
         """The window under the running bundle's time zone, rebuilt from the journal the first time (and when the
-        chain moves to another time zone, since the rules' days are local)."""
-        if self.window is None or rules.timezone != self._timezone:
+        chain moves to another time zone, since the rules' days are local). A journal that cannot be read leaves
+        the window counting from now, and is read again a minute later."""
+        if self.window is None or rules.timezone != self._timezone or (
+                self._retry_at is not None and time.monotonic() >= self._retry_at):
             window = FraudWindow(rules.timezone)
             fraud = rules.fraud
             longest = max([rule.minutes for rule in (fraud.same_card_till, fraud.velocity, fraud.redeem_after_earning,
@@ -61,10 +68,19 @@ class FraudGuard:
                           default=0)
             since = now - timedelta(hours=REBUILD_HOURS, minutes=longest)
             try:
-                for event in self.journal.read_since(since, limit=REBUILD_LIMIT):
-                    window.replay(event)
+                events = self.journal.read_since(since, limit=REBUILD_LIMIT)
             except StoreError as exc:
-                log.error("cannot read the journal to rebuild the fraud rules' memory (%s); counting from now", exc)
+                if self._retry_at is None:
+                    log.error("cannot read the journal to rebuild the fraud rules' memory (%s); counting from now "
+                              "and trying again each minute", exc)
+                self._retry_at = time.monotonic() + 60
+                events = []
+            else:
+                if self._retry_at is not None:
+                    log.info("the fraud rules' memory is rebuilt from the journal")
+                self._retry_at = None
+            for event in events:  # a retry that reads replaces what was counted meanwhile: the journal has it all
+                window.replay(event)
             self.window, self._timezone = window, rules.timezone
         return self.window
 
@@ -103,40 +119,52 @@ class FraudGuard:
 
     def raise_alerts(self, tx: JournalTransaction, rules: RuleBundle, verdict: Verdict, *, at: datetime,
                      till_id: str, cashier_id: str, sale_id: str | None = None,
-                     member: MemberState | None = None) -> int:
-        """Journal an `alert.raised` for each finding not yet raised today for its subject, in `tx`; how many."""
+                     member: MemberState | None = None) -> list[tuple[str, date]]:
+        """Journal an `alert.raised` for each finding not yet raised today for its subject, in `tx`; the keys
+        journaled, for `committed` once `tx` commits (a rolled-back alert is raised again next time)."""
         if not verdict.findings:
-            return 0
+            return []
         window = self.window_for(rules, at)
         day = local_day(at, rules.timezone)
         staff_id = self.card(member)[0] if member is not None else None
-        raised = 0
+        raised: list[tuple[str, date]] = []
         for finding in verdict.findings:
-            if finding.action == "allow" or not window.alert_due(alert_key(finding.code, finding.subject, day), day):
+            key = alert_key(finding.code, finding.subject, day)
+            if finding.action == "allow" or window.alert_raised(key, day) or tx.has_sale_key(f"alert:{key}") \
+                    or (key, day) in raised:
                 continue
             card = member is not None and finding.subject == member.token
             figures = ", ".join(f"{name} {value}" for name, value in finding.figures.items())
-            alert = AlertRaised(
-                site_id=self.site_id, key=alert_key(finding.code, finding.subject, day), code=finding.code,
-                severity=severity_of(finding.action), action=finding.action, first_at=at, till_id=till_id,
-                cashier_id=cashier_id, card_token=member.token if card and member is not None else None,
-                member_id=member.member_id if card and member is not None else None,
-                staff_id=staff_id if card else None, sale_id=sale_id,
-                summary=f"{REASONS.get(finding.code, finding.code)}"[:250] + (f" ({figures})" if figures else ""),
-                figures=dict(list(finding.figures.items())[:20]))
+            try:
+                alert = AlertRaised(
+                    site_id=self.site_id, key=key, code=finding.code, severity=severity_of(finding.action),
+                    action=finding.action, first_at=at, till_id=till_id, cashier_id=cashier_id,
+                    card_token=member.token if card and member is not None else None,
+                    member_id=member.member_id if card and member is not None else None,
+                    staff_id=staff_id if card else None, sale_id=sale_id,
+                    summary=f"{REASONS.get(finding.code, finding.code)}"[:250] + (f" ({figures})" if figures else ""),
+                    figures=dict(list(finding.figures.items())[:20]))
+            except ValidationError as exc:  # an alert must never cost the sale: say which fields, never values
+                fields = ", ".join(".".join(str(part) for part in error["loc"]) for error in exc.errors())
+                self._alert_log.error("an alert (%s) could not be recorded: fields %s", finding.code, fields[:200])
+                continue
             tx.append(type=alert.event_type, payload=alert.model_dump(mode="json"),
                       event_id=uuid7(time.time_ns() // 1_000_000, os.urandom(10)), occurred_at=at,
                       clock_ok=self._clock_ok(), sale_key=f"alert:{alert.key}")
-            raised += 1
-        self.counters["alerts_raised"] += raised
+            raised.append((key, day))
         return raised
 
-    def saw(self, seen: Seen, rules: RuleBundle) -> None:
-        """A till action was journaled: the rules count it from now on."""
-        self.window_for(rules, seen.at).add(seen)
-
-    def counted(self, verdict: Verdict) -> None:
-        if verdict.action in ("flag", "hold", "decline"):
+    def committed(self, rules: RuleBundle, *, at: datetime, raised: Sequence[tuple[str, date]] = (),
+                  seen: Seen | None = None, verdict: Verdict | None = None) -> None:
+        """What a committed transaction recorded, now part of the rules' memory: the alerts journaled (not raised
+        again today), the action they count, what the verdict did (the counters)."""
+        window = self.window_for(rules, at)
+        for key, day in raised:
+            window.alert_due(key, day)
+        self.counters["alerts_raised"] += len(raised)
+        if seen is not None:
+            window.add(seen)
+        if verdict is not None and verdict.action in ("flag", "hold", "decline"):
             self.counters[{"flag": "fraud_flagged", "hold": "fraud_held", "decline": "fraud_declined"}[
                 verdict.action]] += 1
 

@@ -11,7 +11,7 @@ their points.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from edge.decide import authorise
 from edge.desk import Desk
@@ -31,7 +31,7 @@ from edge.holds import Hold
 from edge.receipt import late_frame, line_items
 from edge.store import holds as hold_rows
 from protocol.events import RedemptionAuthorised, RedemptionReversed, SaleRecorded
-from protocol.fraud_window import Seen
+from protocol.fraud_window import Seen, Verdict
 from protocol.loyalty import reversal_move
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
     rules = desk.rules.current
     sale_key = f"{till_id}:{request.sale_id}"
     hold: Hold | None = None
+    raised: list[tuple[str, date]] = []
+    verdict = Verdict("allow")
     with desk.lock:
         pending = desk.pending_card(till, now_mono)
         with desk.journal.transaction() as tx:
@@ -70,9 +72,8 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
                 at = datetime.fromtimestamp(desk.wall(), UTC)
                 verdict = desk.guard.check_redeem(rules, at=at, till_id=till_id, cashier_id=request.cashier,
                                                   member=member)
-                desk.guard.raise_alerts(tx, rules, verdict, at=at, till_id=till_id, cashier_id=request.cashier,
-                                        sale_id=request.sale_id, member=member)
-                desk.guard.counted(verdict)
+                raised = desk.guard.raise_alerts(tx, rules, verdict, at=at, till_id=till_id,
+                                                 cashier_id=request.cashier, sale_id=request.sale_id, member=member)
                 outcome = verdict.outcome()
                 if not desk.directory.readable:  # its balance would be this box's alone: fail closed
                     answer = _declined(request, "the member directory cannot be read; take payment")
@@ -93,11 +94,13 @@ def authorise_request(desk: Desk, till_id: str, request: RedeemRequest, now_mono
                     ), sale_key=f"{sale_key}:hold:{hold.hold_id}")
                     hold_rows.save(tx.connection, hold)
                     answer = _authorised(desk, request, hold, member.available - hold.points, pending.masked)
+        now = datetime.fromtimestamp(desk.wall(), UTC)
+        desk.guard.committed(rules, at=now, raised=raised, verdict=verdict, seen=Seen(
+            at=now, kind="redeem", till_id=till_id, cashier_id="", token=hold.token, points=hold.points)
+            if hold is not None else None)  # as a rebuild from the journal reads it (`seen_from`)
         if hold is not None:
             desk.holds.add(hold)
             desk.counters["redeems_authorised"] += 1
-            desk.guard.saw(Seen(at=datetime.fromtimestamp(desk.wall(), UTC), kind="redeem", till_id=till_id,
-                                cashier_id=request.cashier, token=hold.token, points=hold.points), rules)
         elif answer.status == "declined":
             desk.counters["redeems_declined"] += 1
     if hold is not None and late(desk, till_id, answer, started):

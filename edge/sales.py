@@ -9,7 +9,7 @@ withhold it, and the answer says why.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from edge.decide import Capture, decide_sale, withhold
@@ -37,6 +37,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
     rules = desk.rules.current
     seen: Seen | None = None
     verdict = Verdict("allow")
+    raised: list[tuple[str, date]] = []
     with desk.lock:
         pending = desk.pending_card(till, now_mono)
         sale_key = f"{till_id}:{request.sale_id}"
@@ -117,8 +118,8 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
                 event = desk.append(tx, sale, sale_key=sale_key, at=decided_at)  # the time the rules saw
                 if token:
                     _ledger(desk, tx, sale, event.seq, event.occurred_at, token)
-                    desk.guard.raise_alerts(tx, rules, verdict, at=decided_at, till_id=till_id,
-                                            cashier_id=request.cashier, sale_id=request.sale_id, member=member)
+                    raised = desk.guard.raise_alerts(tx, rules, verdict, at=decided_at, till_id=till_id,
+                                                     cashier_id=request.cashier, sale_id=request.sale_id, member=member)
                     seen = seen_from(sale, decided_at)  # what a rebuild from the journal will count
                 masked = _masked(pending, token)
         desk.closed(closed, checked_at)
@@ -126,9 +127,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
             if till.pending is pending and (pending is None or pending.token == token or request.hold_id is None):
                 till.pending = None  # spent; a card presented meanwhile waits for the next sale
             desk.counters["sales"] += 1
-            if seen is not None:
-                desk.guard.saw(seen, rules)
-            desk.guard.counted(verdict)
+            desk.guard.committed(rules, at=decided_at, raised=raised, seen=seen, verdict=verdict)
         elif conflict is not None:
             desk.counters["sales_conflicting"] += 1
     desk.notify()

@@ -41,7 +41,8 @@ class AlertRaised(Payload):
     """What the box did (flag, hold, decline)."""
     first_at: UtcDatetime
     till_id: Id | None = None
-    cashier_id: StaffId | None = None
+    cashier_id: Annotated[str, text(64, 1)] | None = None
+    """The till's cashier code as the till sent it (a sale's may be any printable text)."""
     card_token: Token | None = None
     member_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None = None
     staff_id: StaffId | None = None

@@ -21,7 +21,8 @@ the 4 MB a box takes in one message (`protocol.codec`)."""
 
 
 class Blocklist(BaseModel):
-    """Every listed card token and member id, as of `version` (only ever grows)."""
+    """Every listed card token and member id, as of `version` (the version only ever grows: a box takes none
+    older than the one it holds)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 

@@ -212,7 +212,11 @@ class FraudWindow:
                 del index[cashier]
 
     def shift_started(self, till_id: str, staff_id: str, at: datetime) -> None:
-        """`staff_id` signed in at `till_id`: their shift there starts (any other's there ends)."""
+        """`staff_id` signed in at `till_id`: their shift there starts (any other's there ends). Signing in again
+        while their shift is open changes nothing: the shift counts from its first sign-in."""
+        current = self._shifts.get(till_id)
+        if current is not None and current[0] == staff_id:
+            return
         self._shifts.pop(till_id, None)
         self._shifts[till_id] = (staff_id, at)
         while len(self._shifts) > MAX_SHIFTS:
@@ -230,6 +234,15 @@ class FraudWindow:
     def shift_of(self, till_id: str) -> tuple[str, datetime] | None:
         """(staff_id, since) of the shift open at `till_id`, if one is."""
         return self._shifts.get(till_id)
+
+    def alert_raised(self, key: str, day: date) -> bool:
+        """True when `key` was raised for local `day` already (or `day` is older than the window remembers): what
+        `alert_due` would say, without marking it (the box marks it once the alert is journaled)."""
+        latest = max(self._alerts, default=day)
+        if day < latest - timedelta(days=1):
+            return True
+        keys = self._alerts.get(day, set())
+        return key in keys or len(keys) >= MAX_ALERT_KEYS
 
     def alert_due(self, key: str, day: date) -> bool:
         """True the first time `key` is asked for local `day` (an alert to raise); False after. Keys of days
@@ -259,7 +272,7 @@ class FraudWindow:
         seen = seen_from(payload, at)
         if seen is not None:
             self.add(seen)
-        elif isinstance(payload, StaffSignedIn):
+        elif isinstance(payload, StaffSignedIn) and payload.known:  # a refused sign-in opens no shift
             self.shift_started(payload.till_id, payload.staff_id, at)
         elif isinstance(payload, StaffSignedOut):
             shift = self.shift_of(payload.till_id)
@@ -302,8 +315,9 @@ def seen_from(payload: BaseModel, at: datetime) -> Seen | None:
     if isinstance(payload, RedemptionAuthorised):
         return Seen(at, "redeem", payload.till_id, "", payload.card_token, payload.points)
     if isinstance(payload, SaleRefunded):
+        # A refund of a sale the box does not hold counts as one of an earning sale: it cannot be checked.
         return Seen(at, "refund", payload.till_id, payload.cashier_id, payload.card_token, payload.points_reversed,
-                    earning=payload.points_reversed > 0)
+                    earning=payload.points_reversed > 0 or payload.original_seq is None)
     if isinstance(payload, PriceOverride):
         return Seen(at, "override", payload.till_id, payload.cashier_id)
     return None

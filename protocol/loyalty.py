@@ -99,16 +99,21 @@ def refund_points(sale: SaleRecorded, amount: int, *, before: RefundPoints | Non
     if sale.total <= 0:
         return RefundPoints(0, 0, 0)
     done = min(sale.total, refunded_before + amount)
+    # Earned points and spend go back pro rata of the money they were for: the whole sale, or for an approved held
+    # sale the money it still had when the supervisor decided (refunds before that released nothing).
+    base, counted = sale.total, done
     if loyalty.status == "earned":
         earned = loyalty.points_earned
         spend = loyalty.spend if loyalty.spend is not None else max(0, sale.total - loyalty.amount_redeemed)
     elif loyalty.status == "held" and approval is not None and approval.approved:
         earned, spend = approval.points, approval.spend
+        base = approval.kept if approval.kept is not None else sale.total
+        counted = max(0, done - (sale.total - base))
     else:
         earned = spend = 0
-    reversed_total = -(-earned * done // sale.total)
+    reversed_total = -(-earned * counted // base) if base > 0 else 0
     returned_total = loyalty.points_redeemed * done // sale.total
-    spend_total = spend * done // sale.total
+    spend_total = spend * counted // base if base > 0 else 0
     return RefundPoints(max(0, reversed_total - before.points_reversed),
                         max(0, returned_total - before.points_returned),
                         max(0, spend_total - before.spend_reversed))

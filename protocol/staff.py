@@ -136,6 +136,9 @@ class HoldDecided(_TillAction):
     points: Annotated[int, Field(ge=0, le=10**12)] = 0
     spend: MinorUnits = 0
     visit: bool = False
+    kept: MinorUnits | None = None
+    """The sale's money not refunded when the supervisor decided: what `points` and `spend` are for (a later
+    refund takes them back pro rata of it). None: the whole sale."""
 
 
 PAYLOADS: dict[str, type[Payload]] = {

@@ -156,6 +156,7 @@ staff_audit = sa.Table(
     # The rest of what the event says (reason, kind, approved, fraud outcome), no personal data.
     sa.Column("detail", JsonDoc, nullable=True),
     sa.Index("ix_staff_audit_site_time", "site_id", "occurred_at"),
+    sa.Index("ix_staff_audit_time", "occurred_at"),
     sa.Index("ix_staff_audit_staff_time", "staff_id", "occurred_at"),
 )
 
@@ -177,4 +178,16 @@ staff_activity = sa.Table(
     sa.Column("refunded", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("overrides", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("flagged", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# The morning report, per local day and report channel: claimed by one hub process before it sends (so two
+# processes never both send it, and a restart does not send it again), `sent_at` once the channel took it. A
+# claim whose process died is taken over after a while (`cloud.fraud.morning`).
+report_runs = sa.Table(
+    "report_runs",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("channel", sa.String(64), primary_key=True),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
 )

@@ -20,6 +20,7 @@ from cloud.fraud.cases import raise_alert
 from cloud.fraud.integrity import lost_event_cases
 from cloud.fraud.travel import check_travel
 from cloud.members.accounts import running_bundle
+from cloud.members.ledger import trusted_time
 from protocol.alerts import AlertRaised
 from protocol.calendar import local_day
 from protocol.events import Event, SaleRecorded
@@ -66,8 +67,8 @@ def on_stored(
             audit.append(audit_row(event, payload, site_id))
         if isinstance(payload, SaleRecorded | SaleRefunded | PriceOverride):
             add_activity(activity, local_day(event.occurred_at, tz), site_id, payload)
-        if isinstance(payload, SaleRecorded) and payload.card_token is not None:
-            sightings.append((event, payload))
+        if isinstance(payload, SaleRecorded) and payload.card_token is not None and trusted_time(event, received_at):
+            sightings.append((event, payload))  # a box whose clock is not believed cannot say where a card was when
     if audit:
         conn.execute(staff_audit.insert(), audit)
     # Sorted keys: concurrent writers take the rollup's row locks in one order.

@@ -2,10 +2,10 @@
 to the running bundle's time zone) to every `report_channels` target, the CSV attached. Run by the courier's
 thread (`cloud.fraud.courier`).
 
-What was sent is remembered in memory only, per channel: a hub restarted after the hour sends that day's
-report again, and two hub processes with report channels would each send it (configure the report channels
-on one of them). A failed send is retried with the alert backoff, logged once when it starts failing and once
-when it goes again.
+What was sent is remembered in `report_runs`, per day and channel: a process claims a channel's report before
+it sends it, so a restart does not send it again and two hub processes never both send it; a claim left by a
+process that died is taken over after `STALE_CLAIM`. A failed send gives its claim back and is retried with
+the alert backoff, logged once when it starts failing and once when it goes again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from cloud.db.dialect import insert_or_ignore
+from cloud.db.fraud_tables import report_runs
 from cloud.fraud.channels import Attachment, Channel
 from cloud.fraud.report import csv_filename, daily_report, mail_text, report_csv
 from cloud.members.accounts import running_bundle
@@ -24,6 +26,8 @@ from cloud.settings import HubSettings
 from protocol.calendar import local
 
 log = logging.getLogger(__name__)
+STALE_CLAIM = timedelta(minutes=10)
+"""A claim older than this, never marked sent, belongs to a process that stopped mid-send: taken over."""
 
 
 class MorningMail:
@@ -61,11 +65,11 @@ class MorningMail:
         today = self.due(now)
         if today is None:
             return 0
+        day = today - timedelta(days=1)
         waiting = [name for name in self.channels if self.sent.get(name) != today
-                   and (name not in self._retry or self._retry[name][1] <= now)]
+                   and (name not in self._retry or self._retry[name][1] <= now) and self._claim(day, name, now)]
         if not waiting:
             return 0
-        day = today - timedelta(days=1)
         with self._engine.connect() as conn:
             report = daily_report(conn, day=day, now=now)
         title, body = mail_text(report)
@@ -73,6 +77,7 @@ class MorningMail:
         sent = 0
         for name in waiting:
             error = self.channels[name].send(title=title, body=body, attachment=attachment)
+            self._settle(day, name, now, sent=error is None)
             if error is None:
                 self.sent[name] = today
                 if self._retry.pop(name, None) is not None:
@@ -86,3 +91,22 @@ class MorningMail:
                 log.warning("report channel %s fails (%s); the fraud report of %s is retried with backoff",
                             name, error, day)
         return sent
+
+    def _claim(self, day: date, channel: str, now: datetime) -> bool:
+        """True when this process may send `day`'s report to `channel`: not sent, and not being sent elsewhere."""
+        with self._engine.begin() as conn:
+            if insert_or_ignore(conn, report_runs, {"day": day, "channel": channel, "claimed_at": now}):
+                return True
+            taken = conn.execute(report_runs.update().where(
+                report_runs.c.day == day, report_runs.c.channel == channel, report_runs.c.sent_at.is_(None),
+                report_runs.c.claimed_at < now - STALE_CLAIM).values(claimed_at=now))
+            return bool(taken.rowcount)
+
+    def _settle(self, day: date, channel: str, now: datetime, *, sent: bool) -> None:
+        """Mark the claim sent, or give it back so a later pass (of any process) tries again."""
+        with self._engine.begin() as conn:
+            where = (report_runs.c.day == day, report_runs.c.channel == channel)
+            if sent:
+                conn.execute(report_runs.update().where(*where).values(sent_at=now))
+            else:
+                conn.execute(report_runs.delete().where(*where, report_runs.c.sent_at.is_(None)))

@@ -98,9 +98,10 @@ def _archive_from(
         if event is not None and isinstance(sale, SaleRecorded):
             add_sale(deltas, site_id=site_id, event=event, sale=sale)
     db.add_box_office(conn, rows=[deltas[key].negated().as_row(key) for key in sorted(deltas)])
-    # The staff audit and activity too: the box's events take these seqs.
-    forget_events(conn, stored=archived, device_id=device_id, start=start, site_id=site_id)
+    # Members first (their row locks, in the order ingest takes them), then the staff audit and activity: the box's
+    # events take these seqs.
     unledger_from(conn, device_id=device_id, start=start, at=at)
+    forget_events(conn, stored=archived, device_id=device_id, start=start, site_id=site_id)
     if rows:
         conn.execute(
             sa.insert(event_archive),

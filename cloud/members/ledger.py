@@ -89,12 +89,17 @@ CLOCK_NEVER_SET = datetime(2020, 1, 1, tzinfo=UTC)
 """A box's time before this was never set (a board without a real-time clock boots in 1970)."""
 
 
+def trusted_time(event: Event, received_at: datetime) -> bool:
+    """Whether the event's own time is believed (see `move_time`)."""
+    return event.occurred_at <= received_at + CLOCK_SLACK and (event.clock_ok or event.occurred_at >= CLOCK_NEVER_SET)
+
+
 def move_time(event: Event, received_at: datetime) -> datetime:
     """When the event's moves fold: its own time, or `received_at` when that time cannot be: after the batch
     arrived (beyond a few minutes' slack), or, from a box that says its clock is not synchronised, before
     2020. A box offline with an unsynchronised but running clock keeps its times: its offline sales fold
     where they happened, as the box folded them. Counted in `retimed`, logged once per device and process."""
-    if event.occurred_at <= received_at + CLOCK_SLACK and (event.clock_ok or event.occurred_at >= CLOCK_NEVER_SET):
+    if trusted_time(event, received_at):
         return event.occurred_at
     retimed[event.device_id] += 1
     with _warned_lock:

@@ -14,12 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from cloud.db.fraud_tables import staff_badges
+from cloud.db.fraud_tables import staff, staff_badges
 from cloud.db.schema import member_cards, member_ledger, members
 from cloud.errors import ConfigError, MemberError
 from cloud.members.accounts import reprogramme
 from cloud.members.cards import token_and_label
-from cloud.members.directory import forget_tokens, publish_member
+from cloud.members.directory import forget_tokens, publish_member, publish_staff
 from cloud.members.ledger import lock_members, recompute
 from cloud.members.model import CardInput, Consent, MemberDraft, Profile
 from cloud.members.vault import MemberVault
@@ -80,6 +80,9 @@ def _enrol_plan(conn: sa.Connection, cards: CardContext, draft: MemberDraft
     if draft.external_id is not None and conn.execute(
             sa.select(members.c.member_id).where(members.c.external_id == draft.external_id)).first():
         raise MemberError("conflict", "external_id: a member with this external id exists")
+    if conn.execute(sa.select(staff_badges.c.staff_id)
+                    .where(staff_badges.c.card_token.in_([token for token, _ in tokens]))).first():
+        raise MemberError("conflict", "cards: a card is a staff member's badge")
     holders = dict(conn.execute(sa.select(member_cards.c.card_token, member_cards.c.member_id)
                                 .where(member_cards.c.card_token.in_([token for token, _ in tokens]))).all())
     claimed: list[str] = []
@@ -88,6 +91,15 @@ def _enrol_plan(conn: sa.Connection, cards: CardContext, draft: MemberDraft
             raise MemberError("conflict", "cards: a card belongs to another member")
         claimed.append(holder)
     return tokens, holders, claimed
+
+
+def _move_staff(conn: sa.Connection, old: str, new: str, at: datetime) -> None:
+    """An account merged into another: the staff member whose own membership it was now has the other (boxes
+    told through the directory)."""
+    moved = [row.staff_id for row in conn.execute(sa.select(staff.c.staff_id).where(staff.c.member_id == old))]
+    if moved:
+        conn.execute(staff.update().where(staff.c.member_id == old).values(member_id=new, updated_at=at))
+        publish_staff(conn, moved, at)
 
 
 def check_enrol(conn: sa.Connection, cards: CardContext, draft: MemberDraft) -> None:
@@ -113,6 +125,7 @@ def enrol(conn: sa.Connection, vault: MemberVault, cards: CardContext, draft: Me
         for other in claimed[1:]:  # one person, several anonymous cards: one account
             conn.execute(member_cards.update().where(member_cards.c.member_id == other).values(member_id=member_id))
             conn.execute(member_ledger.update().where(member_ledger.c.member_id == other).values(member_id=member_id))
+            _move_staff(conn, other, member_id, at)
             conn.execute(members.delete().where(members.c.member_id == other))
     else:
         conn.execute(members.insert().values(member_id=member_id, created_at=at, balance=0, redeemed=0, **values))
@@ -181,6 +194,7 @@ def add_card(conn: sa.Connection, cards: CardContext, member_id: str, card: Card
         lock_members(conn, [member_id, holder])
         conn.execute(member_cards.update().where(member_cards.c.member_id == holder).values(member_id=member_id))
         conn.execute(member_ledger.update().where(member_ledger.c.member_id == holder).values(member_id=member_id))
+        _move_staff(conn, holder, member_id, at)
         conn.execute(members.delete().where(members.c.member_id == holder))
         recompute(conn, member_id, at=at)
     else:

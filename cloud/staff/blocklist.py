@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,7 +145,7 @@ def push(settings: HubSettings, listed: Blocklist, *, timeout: float = 10.0) -> 
     """Publish `listed` retained (QoS 1) on the blocklist topic; HubError when the broker does not take it."""
     protocol = MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         client_id=f"{settings.mqtt_client_id}-blocklist", protocol=protocol)
+                         client_id=f"{settings.mqtt_client_id}-blocklist-{secrets.token_hex(4)}", protocol=protocol)
     if settings.mqtt_username:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)

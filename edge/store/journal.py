@@ -213,13 +213,16 @@ class Journal:
 
     def _missing(self, first: int, end: int) -> list[LostEvent]:
         """Lost events for the seqs `first`..`end - 1`, which have no row: each set aside and logged once."""
-        lost = []
+        lost, new = [], []
         for seq in range(first, end):
-            if seq not in self._missing_seen:
+            if seq not in self._missing_seen and len(self._missing_seen) < _MAX_PAGE_LOSSES:
                 self._missing_seen.add(seq)
-                log.error("journal row #%d is missing from the file (deleted?); reported to the hub as lost", seq)
                 self._quarantine(seq, None, None, None, MISSING)
+                new.append(seq)
             lost.append(LostEvent(seq=seq, hash=None, reason=MISSING))
+        if new:  # one line for a run of deleted rows, not one per row
+            log.error("journal rows #%d to #%d are missing from the file (%d deleted?); reported to the hub as lost",
+                      new[0], new[-1], len(new))
         return lost
 
     def _read_rows_one_by_one(self, from_seq: int, limit: int) -> list[tuple[Any, ...]]:

@@ -251,6 +251,8 @@ def test_the_morning_mail_reaches_the_smtp_server_once_a_day_with_the_csv(
         [mail] = smtp.wait_for_messages(1)
         at[0] = datetime(2025, 3, 15, 9, 0, tzinfo=UTC)
         courier.tick()  # later the same day: not again
+        restarted = Courier(chain, settings, now=lambda: at[0])
+        restarted.tick()  # nor by a hub restarted that day, or a second hub process: the database remembers
         assert len(smtp.messages()) == 1
         at[0] = datetime(2025, 3, 16, 5, 30, tzinfo=UTC)
         courier.tick()  # the next morning: the report of the 15th

@@ -263,3 +263,22 @@ def test_a_snapshot_carries_every_staff_account_on_its_first_page(
     assert [entry.token for entry in page.entries] == [token_of(OTHER_FOB)]
     assert {s.staff_id: (s.member_id, s.badges) for s in page.staff} == {
         "c-7": (member_id, []), "s-1": (None, [token_of(FOB)])}
+
+
+def test_a_staff_members_anonymous_account_merged_into_a_member_keeps_them_linked(sites: sa.Engine) -> None:
+    from cloud.db.schema import member_cards
+    from cloud.db.schema import members as members_table
+    from cloud.members import store as member_store
+    from tests.unit.hub.factories import T0
+
+    with sites.begin() as conn:
+        conn.execute(members_table.insert().values(member_id="manon", programme="default", status="anonymous",
+                                                   created_at=T0, updated_at=T0, balance=0, redeemed=0))
+        conn.execute(member_cards.insert().values(card_token=token_of("0001234567"), member_id="manon",
+                                                  state="active", label="seen", added_at=T0, state_at=T0))
+    put(sites, member_id="manon")
+    member = enrol(sites, "0003887558")
+    with sites.begin() as conn:
+        member_store.add_card(conn, CARDS, member, fob("0001234567"), at=T0)
+    with sites.connect() as conn:
+        assert conn.execute(sa.text("SELECT member_id FROM staff")).scalar() == member

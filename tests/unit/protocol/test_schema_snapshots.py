@@ -12,15 +12,21 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from protocol.alerts import AlertRaised
+from protocol.blocklist import Blocklist
+from protocol.directory import DirectoryPage
 from protocol.events import Event, SaleConflict, SaleRecorded
 from protocol.messages import Ack, DeviceStatus, EventBatch, LostEvent
 from protocol.rules import RuleBundle
+from protocol.staff import DrawerOpened, HoldDecided, PriceOverride, SaleRefunded, StaffSignedIn, StaffSignedOut
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "fixtures" / "schemas"
 
 
 @pytest.mark.parametrize(
-    "model", [Event, SaleRecorded, SaleConflict, EventBatch, LostEvent, Ack, DeviceStatus, RuleBundle]
+    "model", [Event, SaleRecorded, SaleConflict, EventBatch, LostEvent, Ack, DeviceStatus, RuleBundle, DirectoryPage,
+              Blocklist, AlertRaised, StaffSignedIn, StaffSignedOut, SaleRefunded, PriceOverride, DrawerOpened,
+              HoldDecided]
 )
 def test_schema_matches_snapshot(model: type[BaseModel]) -> None:
     current = json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"

@@ -163,6 +163,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_staff_audit_site_time", "staff_audit", ["site_id", "occurred_at"])
     op.create_index("ix_staff_audit_staff_time", "staff_audit", ["staff_id", "occurred_at"])
+    op.create_index("ix_staff_audit_time", "staff_audit", ["occurred_at"])
     op.create_table(
         "staff_activity",
         sa.Column("day", sa.Date, nullable=False),
@@ -176,6 +177,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "site_id", "till_id", "cashier_id", "card_token",
                                 name=op.f("pk_staff_activity")),
     )
+    op.create_table(
+        "report_runs",
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("channel", sa.String(64), nullable=False),
+        sa.Column("claimed_at", TS, nullable=False),
+        sa.Column("sent_at", TS, nullable=True),
+        sa.PrimaryKeyConstraint("day", "channel", name=op.f("pk_report_runs")),
+    )
 
 
 def downgrade() -> None:
@@ -184,8 +193,8 @@ def downgrade() -> None:
         batch.drop_index(op.f("ix_directory_changes_staff_id"))
         batch.drop_column("staff_id")
         batch.alter_column("card_token", existing_type=sa.String(64), nullable=False)
-    for table in ("staff_activity", "staff_audit", "card_sightings", "alert_deliveries", "alert_history", "alerts",
-                  "blocklist_state", "blocklist", "staff_badges", "staff"):
+    for table in ("report_runs", "staff_activity", "staff_audit", "card_sightings", "alert_deliveries",
+                  "alert_history", "alerts", "blocklist_state", "blocklist", "staff_badges", "staff"):
         op.drop_table(table)
     with op.batch_alter_table("sites") as batch:
         batch.drop_column("longitude")
