@@ -12,15 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import ValidationError
 
 from cloud.db.schema import box_office, rule_bundles, sites
 from cloud.errors import ConfigError, HubError
+from cloud.retained import publish_retained
 from cloud.settings import HubSettings
 from protocol.rules import MAX_BUNDLE_BYTES, RuleBundle
 from protocol.signing import sign_bundle
@@ -182,24 +181,6 @@ def site_ids(conn: sa.Connection) -> list[str]:
 
 def push(settings: HubSettings, bundle: RuleBundle, sites_to: list[str], *, timeout: float = 10.0) -> None:
     """Publish `bundle` retained (QoS 1) on each site's rules topic; HubError when the broker does not take it."""
-    protocol = MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         client_id=f"{settings.mqtt_client_id}-rules", protocol=protocol)
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
     payload = json.dumps(bundle.model_dump(mode="json", by_alias=True), separators=(",", ":"))
-    try:
-        client.connect(settings.mqtt_host, settings.mqtt_port)
-    except OSError as exc:
-        raise HubError(f"cannot reach the broker at {settings.mqtt_host}:{settings.mqtt_port}: {exc}") from exc
-    client.loop_start()
-    try:
-        for site_id in sites_to:
-            info = client.publish(site_topic(site_id, "rules"), payload, qos=1, retain=True)
-            info.wait_for_publish(timeout)
-            if not info.is_published():
-                raise HubError(f"the broker did not take the bundle for site {site_id} within {timeout:g}s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    publish_retained(settings, [(site_topic(site_id, "rules"), payload) for site_id in sites_to], what="rules",
+                     timeout=timeout)

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cloud.bundles import load_signing_key
 from cloud.db.fraud_tables import blocklist, blocklist_state
@@ -30,6 +27,7 @@ from cloud.db.schema import members
 from cloud.errors import HubError, MemberError, StaffError
 from cloud.members.model import CardInput
 from cloud.members.store import CardContext
+from cloud.retained import publish_retained
 from cloud.settings import HubSettings
 from protocol.blocklist import MAX_BLOCKLIST, Blocklist
 from protocol.codec import encode
@@ -143,27 +141,7 @@ def signed(conn: sa.Connection, key: Ed25519PrivateKey) -> Blocklist | None:
 
 def push(settings: HubSettings, listed: Blocklist, *, timeout: float = 10.0) -> None:
     """Publish `listed` retained (QoS 1) on the blocklist topic; HubError when the broker does not take it."""
-    protocol = MQTTProtocolVersion.MQTTv5 if settings.mqtt_protocol == "5" else MQTTProtocolVersion.MQTTv311
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         client_id=f"{settings.mqtt_client_id}-blocklist-{secrets.token_hex(4)}", protocol=protocol)
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
-    try:
-        client.connect(settings.mqtt_host, settings.mqtt_port)
-    except OSError as exc:
-        raise HubError(f"cannot reach the broker at {settings.mqtt_host}:{settings.mqtt_port}: {exc}") from exc
-    client.loop_start()
-    try:
-        info = client.publish(BLOCKLIST, encode(listed), qos=1, retain=True)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise HubError(f"the broker did not take the blocklist within {timeout:g}s")
-    except (RuntimeError, ValueError) as exc:  # paho: the connection went away while publishing
-        raise HubError(f"the broker did not take the blocklist: {exc}") from exc
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    publish_retained(settings, [(BLOCKLIST, encode(listed))], what="blocklist", timeout=timeout)
 
 
 class BlocklistRepublisher:
