@@ -30,7 +30,7 @@ from edge.settings import EdgeSettings
 from edge.store.bootstrap import open_journal
 from protocol.cards import CardScheme, card_token, em4100_id
 from protocol.fraud import CountLimit, FraudRules, PointsLimit, RedeemAfterEarning, TwoTills
-from protocol.fraud_window import check_sale
+from protocol.fraud_checks import check_sale
 from protocol.rules import RuleBundle
 from protocol.signing import public_key_text, sign_bundle
 

@@ -27,7 +27,8 @@ from protocol.blocklist import Blocklist
 from protocol.calendar import local_day
 from protocol.events import SaleRecorded
 from protocol.fraud import REASONS, FraudOutcome, severity_of
-from protocol.fraud_window import FraudWindow, Seen, Verdict, check_override, check_redeem, check_refund, check_sale
+from protocol.fraud_checks import Verdict, check_override, check_redeem, check_refund, check_sale
+from protocol.fraud_window import FraudWindow, Seen
 from protocol.ids import uuid7
 from protocol.rules import RuleBundle
 

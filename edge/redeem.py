@@ -31,7 +31,8 @@ from edge.holds import Hold
 from edge.receipt import late_frame, line_items
 from edge.store import holds as hold_rows
 from protocol.events import RedemptionAuthorised, RedemptionReversed, SaleRecorded
-from protocol.fraud_window import Seen, Verdict
+from protocol.fraud_checks import Verdict
+from protocol.fraud_window import Seen
 from protocol.loyalty import reversal_move
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from edge.guard import till_view
 from edge.receipt import answer_in_time, line_items, loyalty_answer
 from edge.store import holds as hold_rows
 from protocol.events import SaleConflict, SaleRecorded
-from protocol.fraud_window import Seen, Verdict, seen_from
+from protocol.fraud_checks import Verdict
+from protocol.fraud_window import Seen, seen_from
 from protocol.loyalty import sale_moves
 from protocol.pricing import SaleDecision
 

@@ -32,7 +32,8 @@ from edge.logthrottle import LogThrottle
 from protocol.canonical import canonical_bytes, sha256_hex
 from protocol.events import SaleRecorded
 from protocol.fraud import FraudOutcome
-from protocol.fraud_window import Seen, Verdict, seen_from
+from protocol.fraud_checks import Verdict
+from protocol.fraud_window import Seen, seen_from
 from protocol.loyalty import RefundPoints, approval_move, refund_move, refund_points
 from protocol.staff import (
     APPROVERS,

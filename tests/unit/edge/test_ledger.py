@@ -101,3 +101,28 @@ def test_a_journal_written_before_the_ledger_gets_one_from_its_sales(tmp_path: P
         assert journal.stats().last_seq == 2
     finally:
         journal.close()
+
+
+def test_a_ledger_from_before_refunds_is_rebuilt_to_take_them_and_keeps_its_rows(tmp_path: Path) -> None:
+    settings = edge_settings(tmp_path)
+    journal = new_journal(settings)
+    record(journal, CARD_A, 100)
+    path = journal.path
+    journal.close()
+    # The table as boxes before refunds and approvals made it: its check refuses the new kinds.
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("ALTER TABLE ledger RENAME TO ledger_new_shape")
+        conn.execute("CREATE TABLE ledger(seq INTEGER NOT NULL, card_token TEXT NOT NULL, points INTEGER NOT NULL, "
+                      "day TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('earn', 'redeem', 'reversal')), "
+                      "move TEXT)")
+        conn.execute("INSERT INTO ledger SELECT seq, card_token, points, day, kind, move FROM ledger_new_shape")
+        conn.execute("DROP TABLE ledger_new_shape")
+    conn.close()
+    journal = open_journal(settings, create_key=False)  # the box restarted with the new code
+    try:
+        record(journal, CARD_A, -30, kind="refund")
+        record(journal, CARD_A, 20, kind="approval")
+        assert sorted(points for _, points in journal.local_points([CARD_A], 0)) == [-30, 20, 100]
+    finally:
+        journal.close()

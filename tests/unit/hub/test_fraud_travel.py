@@ -157,3 +157,11 @@ def test_a_trip_is_impossible_above_the_speed_and_from_the_distance(km: float, h
         assert (trip is not None) == fires
         if trip is not None:  # in time order; at the same instant, the new sighting last
             assert (trip.first, trip.then) == ((first, then) if hours else pair[::-1])
+
+
+def test_a_sale_stamped_by_a_clock_the_hub_does_not_believe_raises_nothing(engine: sa.Engine,
+                                                                           chains: dict[str, Chain]) -> None:
+    seen(engine, chains["paris"], T0)
+    # Lyon's box stamps its sale an hour ahead of when the hub got it: its clock runs fast, the trip is not known.
+    seen(engine, chains["lyon"], T0 + timedelta(minutes=60), received=T0 + timedelta(minutes=1))
+    assert travel_cases(engine) == []

@@ -19,18 +19,8 @@ from protocol.alerts import AlertRaised, alert_key
 from protocol.chain import seal
 from protocol.events import GENESIS_HASH, Event, LoyaltyOutcome, RedemptionAuthorised, SaleRecorded
 from protocol.fraud import REASONS, FraudAction, FraudRules
-from protocol.fraud_window import (
-    MAX_PER_INDEX,
-    Finding,
-    FraudWindow,
-    Seen,
-    Verdict,
-    check_override,
-    check_redeem,
-    check_refund,
-    check_sale,
-    seen_from,
-)
+from protocol.fraud_checks import Finding, Verdict, check_override, check_redeem, check_refund, check_sale
+from protocol.fraud_window import MAX_PER_INDEX, FraudWindow, Seen, seen_from
 from protocol.ids import uuid7
 from protocol.staff import PriceOverride, SaleRefunded, StaffSignedIn, StaffSignedOut
 from tests.unit.protocol.factories import PARIS, TOKEN, paris, ticket
