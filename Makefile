@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The dashboard's chart library, from the npm registry at the version package-lock.json pins (never a CDN).
+ASSETS := cloud/web/assets
+CHARTS := cloud/web/static/vendor/chart.umd.min.js
 
 .PHONY: install system-deps test lint demo bench clean
 
@@ -15,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[edge,hub,demo,test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHARTS): $(ASSETS)/package.json $(ASSETS)/package-lock.json
+	sh deploy/debian-packages.sh web
+	npm ci --prefix $(ASSETS) --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $(CHARTS))
+	cp $(ASSETS)/node_modules/chart.js/dist/chart.umd.min.js $(CHARTS)
+
+install: $(STAMP) $(CHARTS)
 
 system-deps:
 	sh deploy/debian-packages.sh test
@@ -36,4 +45,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info $(ASSETS)/node_modules $(dir $(CHARTS))

@@ -1,28 +1,29 @@
-"""`marquee-hub`: run the hub, migrate its database, manage its users and its devices (rules: cli_rules.py)."""
+"""`marquee-hub`: run the hub, migrate its database, manage its devices (users and tokens: cli_access.py; rules:
+cli_rules.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
+import sqlalchemy as sa
 
-from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, hash_password, password_problem
+from cloud.access.audit import cli_operator, record_action
+from cloud.cli_access import token, user
+from cloud.cli_analytics import analytics
 from cloud.cli_members import members
+from cloud.cli_reports import export, report
 from cloud.cli_rules import rules
 from cloud.cli_staff import blocklist, staff
 from cloud.cli_support import cli_settings, migrate_db, with_db
 from cloud.db.devices import list_conflicts, list_devices, register_device, revoke_device
-from cloud.db.engine import make_engine
-from cloud.db.schema import ROLES
-from cloud.db.users import add_user
 from cloud.errors import HubError
-from cloud.ingest.conflicts import Keep, resolve_conflicts
+from cloud.ingest.conflicts import Keep, Resolution, resolve_conflicts
 from protocol.errors import ProtocolError
 from protocol.ids import is_valid_id
+from protocol.rules import RuleBundle
 from protocol.signing import parse_public_key, public_key_text
 
 
@@ -82,7 +83,9 @@ def serve(host: str | None, port: int | None, no_ingest: bool, access_log: bool,
     # client can write (X-Forwarded-For); a reverse proxy in front limits by address itself.
     # No access log unless asked: under a flood of refused logins it would be a flood of lines.
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, log_level=log_level,
-                proxy_headers=False, access_log=access_log)
+                proxy_headers=False, access_log=access_log,
+                # The dashboard's live streams end on their own within seconds; do not wait longer to stop.
+                timeout_graceful_shutdown=3)
 
 
 @main.command(name="migrate")
@@ -96,73 +99,6 @@ def migrate_command() -> None:
     settings = cli_settings()
     migrate_db(settings)
     click.echo("database schema is up to date")
-
-
-@main.group()
-def user() -> None:
-    """Manage the people who may sign in to the API and dashboard.
-
-    \b
-    Example:
-        marquee-hub user add alice --role analyst
-    """
-
-
-class _RoleChoice(click.Choice[str]):
-    """admin or analyst; a role the schema knows but the hub cannot enforce yet fails with one line."""
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if value in ROLES and value not in ENFORCED_ROLES:
-            raise click.ClickException(UNSCOPED_ROLE_REFUSAL.format(role=value))
-        return super().convert(value, param, ctx)
-
-
-@user.command(name="add")
-@click.argument("username")
-@click.option(
-    "--role",
-    type=_RoleChoice(ENFORCED_ROLES),
-    required=True,
-    help="What the user may do: admin or analyst (site_manager is not supported yet).",
-)
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
-def user_add(username: str, role: str, password_stdin: bool) -> None:
-    """Create a user with a password (prompted for, or read from stdin).
-
-    \b
-    Example:
-        marquee-hub user add alice --role admin
-        printf '%s\\n' "$PASSWORD" | marquee-hub user add ci-bot --role analyst --password-stdin
-    """
-    if not 1 <= len(username) <= 64 or not username.isprintable() or username != username.strip():
-        raise click.ClickException("the username must be 1 to 64 printable characters, no outer spaces")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    problem = password_problem(password)
-    if problem:
-        raise click.ClickException(problem)
-    settings = cli_settings()
-    migrate_db(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.begin() as conn:
-            add_user(
-                conn,
-                username=username,
-                password_hash=hash_password(password),
-                role=role,
-                created_at=datetime.now(UTC),
-            )
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip()[:200]
-        raise click.ClickException(f"cannot store the user: {reason}") from exc
-    finally:
-        engine.dispose()
-    click.echo(f"user {username} added with role {role}")
 
 
 @main.group()
@@ -206,11 +142,14 @@ def devices_add(site_id: str, device_id: str, public_key: str, replace_key: bool
         raise click.ClickException(f"--public-key: {exc}") from exc
     from cloud.bundles import latest_bundle, push
 
-    outcome, bundle = with_db(
-        lambda conn: (register_device(
-            conn, site_id=site_id, device_id=device_id, public_key=key, at=datetime.now(UTC), replace_key=replace_key
-        ), latest_bundle(conn))
-    )
+    def register(conn: sa.Connection) -> tuple[str, RuleBundle | None]:
+        outcome = register_device(conn, site_id=site_id, device_id=device_id, public_key=key, at=datetime.now(UTC),
+                                  replace_key=replace_key)
+        record_action(conn, actor=cli_operator(), action="device.register", target=device_id, site_id=site_id,
+                      detail={"outcome": str(outcome), "replace_key": replace_key})
+        return outcome, latest_bundle(conn)
+
+    outcome, bundle = with_db(register)
     click.echo(f"device {device_id} of site {site_id}: {outcome}")
     if bundle is not None:
         # A site new to the rules topic would otherwise wait for the next publish to get any bundle.
@@ -258,7 +197,13 @@ def devices_revoke(device_id: str) -> None:
     Example:
         marquee-hub devices revoke riverside-box1
     """
-    if not with_db(lambda conn: revoke_device(conn, device_id=device_id, at=datetime.now(UTC))):
+    def revoke(conn: sa.Connection) -> bool:
+        revoked = revoke_device(conn, device_id=device_id, at=datetime.now(UTC))
+        if revoked:
+            record_action(conn, actor=cli_operator(), action="device.revoke", target=device_id)
+        return revoked
+
+    if not with_db(revoke):
         raise click.ClickException(f"device {device_id} is not registered, or is revoked already")
     click.echo(f"device {device_id} revoked; register a new key with devices add --replace-key")
 
@@ -299,14 +244,23 @@ def devices_resolve(device_id: str, keep: Keep, note: str | None) -> None:
     Example:
         marquee-hub devices resolve riverside-box1 --keep hub --note "clone found in the back office"
     """
-    result = with_db(
-        lambda conn: resolve_conflicts(conn, device_id=device_id, keep=keep, at=datetime.now(UTC), note=note)
-    )
+    def resolve(conn: sa.Connection) -> Resolution:
+        result = resolve_conflicts(conn, device_id=device_id, keep=keep, at=datetime.now(UTC), note=note)
+        record_action(conn, actor=cli_operator(), action="device.resolve", target=device_id,
+                      detail={"keep": keep, "conflicts": result.conflicts, "archived": result.archived})
+        return result
+
+    result = with_db(resolve)
     click.echo(f"device {device_id}: {result.conflicts} conflict(s) resolved keeping the {keep}'s chain; "
                f"{result.archived} event(s) archived; chain head at seq {result.head_seq}")
 
 
+main.add_command(user)
+main.add_command(token)
 main.add_command(rules)
 main.add_command(members)
 main.add_command(staff)
 main.add_command(blocklist)
+main.add_command(analytics)
+main.add_command(report)
+main.add_command(export)

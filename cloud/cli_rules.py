@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from cloud.cli_support import cli_settings, with_db
 from cloud.errors import HubError
@@ -58,6 +59,7 @@ def rules_publish(draft: Path) -> None:
     Example:
         marquee-hub rules publish draft.json
     """
+    from cloud.access.audit import cli_operator, record_action
     from cloud.bundles import load_signing_key, publish_draft, site_ids
 
     settings = cli_settings()
@@ -70,8 +72,12 @@ def rules_publish(draft: Path) -> None:
         raise click.ClickException(f"{draft.name} is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise click.ClickException(f"{draft.name} must hold one JSON object")
-    bundle, targets = with_db(
-        lambda conn: (publish_draft(conn, document, key, at=datetime.now(UTC)), site_ids(conn)))
+    def publish(conn: sa.Connection) -> tuple[RuleBundle, list[str]]:
+        bundle = publish_draft(conn, document, key, at=datetime.now(UTC))
+        record_action(conn, actor=cli_operator(), action="rules.publish", target=f"version {bundle.version}")
+        return bundle, site_ids(conn)
+
+    bundle, targets = with_db(publish)
     _push(settings, bundle, targets)
 
 

@@ -15,8 +15,11 @@ from datetime import UTC, datetime
 import click
 import sqlalchemy as sa
 
+from cloud.access.audit import cli_operator, record_action
 from cloud.cli_support import cli_settings, with_db
 from cloud.errors import HubError
+from cloud.fraud.report import masked_card as masked
+from protocol.blocklist import Blocklist
 
 FAMILIES = ["em4100", "wiegand", "nfc", "magstripe", "member", "read"]
 
@@ -55,8 +58,14 @@ def staff_add(staff_id: str, role: str, status: str, sites: tuple[str, ...], mem
     """
     from cloud.staff.store import put_staff
 
-    created = with_db(lambda conn: put_staff(conn, staff_id=staff_id, role=role, status=status, sites_of=sites,
-                                             member_id=member_id, at=datetime.now(UTC)))
+    def put(conn: sa.Connection) -> bool:
+        created = put_staff(conn, staff_id=staff_id, role=role, status=status, sites_of=sites, member_id=member_id,
+                            at=datetime.now(UTC))
+        record_action(conn, actor=cli_operator(), action="staff.create" if created else "staff.update",
+                      target=staff_id, detail={"role": role, "status": status, "sites": sorted(sites)})
+        return created
+
+    created = with_db(put)
     click.echo(f"staff {staff_id} {'created' if created else 'updated'}; boxes get it from the running hub")
 
 
@@ -109,7 +118,12 @@ def staff_badge(staff_id: str, family: str, card: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     except ValueError as exc:  # pydantic's text would repeat the number
         raise click.ClickException("the card number is empty, too long or holds control characters") from exc
-    token = with_db(lambda conn: add_badge(conn, cards, staff_id=staff_id, card=given, at=datetime.now(UTC)))
+    def add(conn: sa.Connection) -> str:
+        token = add_badge(conn, cards, staff_id=staff_id, card=given, at=datetime.now(UTC))
+        record_action(conn, actor=cli_operator(), action="staff.badge_add", target=staff_id, detail={"family": family})
+        return token
+
+    token = with_db(add)
     click.echo(f"staff {staff_id}: badge {token} added")
 
 
@@ -125,7 +139,12 @@ def staff_remove_badge(staff_id: str, token: str) -> None:
     """
     from cloud.staff.store import remove_badge
 
-    with_db(lambda conn: remove_badge(conn, staff_id=staff_id, token=token, at=datetime.now(UTC)))
+    def remove(conn: sa.Connection) -> None:
+        remove_badge(conn, staff_id=staff_id, token=token, at=datetime.now(UTC))
+        record_action(conn, actor=cli_operator(), action="staff.badge_remove", target=staff_id,
+                      detail={"badge": masked(token)})
+
+    with_db(remove)
     click.echo(f"staff {staff_id}: badge removed")
 
 
@@ -174,7 +193,7 @@ def blocklist_add(family: str | None, card: str | None, token: str | None, membe
             raise click.ClickException("the card number is empty, too long or holds control characters") from exc
     assert value is not None
     _change(lambda conn, at: lists.add(conn, kind=kind, value=value, reason=reason, by="cli", at=at),
-            f"{kind} {value} listed")
+            f"{kind} {value} listed", audit=("blocklist.add", kind, value))
 
 
 @blocklist.command(name="remove")
@@ -189,7 +208,8 @@ def blocklist_remove(kind: str, value: str) -> None:
     """
     from cloud.staff import blocklist as lists
 
-    _change(lambda conn, at: lists.remove(conn, kind=kind, value=value, at=at), f"{kind} {value} removed")
+    _change(lambda conn, at: lists.remove(conn, kind=kind, value=value, at=at), f"{kind} {value} removed",
+            audit=("blocklist.remove", kind, value))
 
 
 @blocklist.command(name="list")
@@ -215,8 +235,9 @@ def blocklist_list(as_json: bool) -> None:
         click.echo(f"{e.kind}\t{e.value}\t{e.added_at.isoformat()}\t{e.added_by or '-'}\t{e.reason or ''}")
 
 
-def _change(change: Callable[[sa.Connection, datetime], int], done: str) -> None:
-    """Make the change and read the list it leaves in one transaction; publish it once committed."""
+def _change(change: Callable[[sa.Connection, datetime], int], done: str, *, audit: tuple[str, str, str]) -> None:
+    """Make the change, record it in the HQ audit log and read the list it leaves, in one transaction; publish it
+    once committed. `audit`: the action, and the kind and value listed (a card shown masked)."""
     from cloud.bundles import load_signing_key
     from cloud.staff import blocklist as lists
 
@@ -225,7 +246,15 @@ def _change(change: Callable[[sa.Connection, datetime], int], done: str) -> None
         key = load_signing_key(settings.rules_key_file)  # nothing changes that could not be published
     except HubError as exc:
         raise click.ClickException(str(exc)) from exc
-    version, listed = with_db(lambda conn: (change(conn, datetime.now(UTC)), lists.signed(conn, key)))
+    action, kind, value = audit
+
+    def work(conn: sa.Connection) -> tuple[int, Blocklist | None]:
+        version = change(conn, datetime.now(UTC))
+        record_action(conn, actor=cli_operator(), action=action,
+                      target=f"{kind}:{masked(value) if kind == 'card' else value}")
+        return version, lists.signed(conn, key)
+
+    version, listed = with_db(work)
     click.echo(f"blocklist version {version}: {done}")
     if listed is None:
         return

@@ -10,8 +10,10 @@
     │                  erased); messages name fields, never personal data or card numbers
     ├── AlertError     an alert case that does not exist (`kind` not_found) or cannot move to the state asked
     │                  (`kind` conflict)
-    └── StaffError     a staff account or blocklist change that cannot be done as asked (`kind`: not_found,
-                       conflict, invalid); messages never hold a card number
+    ├── StaffError     a staff account or blocklist change that cannot be done as asked (`kind`: not_found,
+    │                  conflict, invalid); messages never hold a card number
+    └── AccountError   a hub user change that cannot be done as asked (`kind`: not_found, conflict, invalid);
+                       defined beside the accounts it guards, `cloud.access.accounts`
 
 Library exceptions (SQLAlchemy, paho, pydantic, argon2) are translated into these at the module that
 talks to the library, with `raise ... from exc`, so callers handle one tree.

@@ -77,6 +77,24 @@ class HubSettings(BaseSettings):
     login_max_waiting: int = Field(default=16, ge=0)
     """Logins queued for a check before new ones get 429 at once (16 is about 2 s at one slot)."""
 
+    # Access (cloud/access/; docs/access.md): lockout, browser sessions, the HTTP Basic cache.
+    lockout_failures: int = Field(default=10, ge=1, le=1000)
+    """Wrong passwords in a row after which an account refuses every password for `lockout_minutes`."""
+    lockout_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    session_key: SecretStr | None = None
+    """The key that signs session cookies and derives CSRF tokens (at least 32 characters); every hub process
+    of a chain needs the same. Unset: read from `session_key_file`, created (0600) on first use."""
+    session_key_file: Path = Path("marquee-hub-session.key")
+    # At least 5: a session's last use is written at most once a minute.
+    session_idle_minutes: int = Field(default=12 * 60, ge=5, le=30 * 24 * 60)
+    """A browser session unused this long ends (an HQ office day)."""
+    session_max_days: int = Field(default=7, ge=1, le=90)
+    """A browser session ends this long after its login, however busy."""
+    cookie_secure: bool = False
+    """Mark cookies Secure even when the hub itself sees plain HTTP (behind a TLS-terminating proxy)."""
+    basic_cache_seconds: int = Field(default=300, ge=0, le=3600)
+    """How long a verified HTTP Basic password is remembered in memory (0: Argon2 on every request)."""
+
     # Alert delivery and the daily fraud report (cloud/fraud/courier.py; docs/fraud.md). A channel is a name
     # and an apprise URL, which holds passwords or tokens: never logged nor stored.
     alert_channels: dict[str, SecretStr] = Field(default_factory=dict)
@@ -98,6 +116,42 @@ class HubSettings(BaseSettings):
     """Where the daily fraud report goes each morning, with its CSV attached (same form as alert_channels)."""
     report_hour: int = Field(default=6, ge=0, le=23)
     """The local hour (the rule bundle's time zone) from which yesterday's report is sent."""
+    member_snapshot_s: float = Field(default=600.0, gt=0, le=86_400)
+    """Member analytics (docs/members.md): how old the member counts (summary, segments, preferences) and a
+    campaign's effect may get before a read starts their refresh (one hub process at a time refreshes)."""
+    live_poll_s: float = Field(default=1.0, ge=0.05, le=60)
+    """How often each hub process reads today's sales for the dashboard's live overview (one read per
+    process feeds every open stream)."""
+    live_heartbeat_s: float = Field(default=15.0, ge=0.05, le=300)
+    """Idle seconds after which a live stream sends a comment line, so proxies keep it open."""
+    live_stream_max_s: float = Field(default=15.0, ge=1, le=3600)
+    """A live stream ends after this long and the browser reconnects at once: a hub stopping waits for no
+    longer than this for its open streams, and a reconnect may land on another hub process."""
+    live_max_streams: int = Field(default=500, ge=1, le=100_000)
+    """Open live streams one hub process serves at most (503 beyond, and the browser retries)."""
+    analytics_rollups: bool = True
+    """Keep the box-office and occupancy rollups on ingest (docs/analytics.md). Off only to measure ingest
+    without them: the dashboard then shows no new sales until `marquee-hub analytics rebuild`."""
+
+    # Audience feedback (cloud/feedback; docs/feedback.md): the public form's window and rate limits, where a low
+    # score goes, complaints' response deadlines.
+    feedback_window_days: int = Field(default=14, ge=1, le=365)
+    """The form takes an answer until this many days after the show (after the sale, without a showtime)."""
+    # An audience on the cinema's guest Wi-Fi or a carrier's shared address answers from one address: one answer
+    # per (unguessable) ticket code already stops ballot stuffing, so this only bounds a flood.
+    feedback_client_limit: int = Field(default=120, ge=1, le=1_000_000)
+    feedback_client_window_s: int = Field(default=600, ge=1, le=86_400)
+    """At most `feedback_client_limit` requests to the public form from one address in any such window..."""
+    feedback_site_limit: int = Field(default=2000, ge=1, le=10_000_000)
+    feedback_site_window_s: int = Field(default=600, ge=1, le=86_400)
+    """...and `feedback_site_limit` to one site's form (per hub process); beyond, 429 with Retry-After."""
+    site_alert_channels: dict[str, list[str]] = Field(default_factory=dict)
+    """Alert channels of a site's own (its manager's), e.g. {"riverside": ["riverside-manager"]}: each one of
+    `alert_channels`; such a channel gets its sites' cases only, the other channels every case."""
+    complaint_response_hours: dict[str, float] = Field(default_factory=dict)
+    """A complaint's response deadline per category in hours, e.g. {"accessibility": 24}; others 48."""
+    export_max_concurrent: int = Field(default=2, ge=1, le=64)
+    """Transaction exports one hub process streams at once (docs/reports.md); beyond, 429 with Retry-After."""
 
     @model_validator(mode="after")
     def _channels_understood(self) -> HubSettings:
@@ -112,8 +166,33 @@ class HubSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _feedback_settings(self) -> HubSettings:
+        # A typo in a site's channel would drop its manager's alerts without a word: refused at start.
+        from cloud.feedback.categories import CATEGORIES
+        from protocol.ids import is_valid_id
+
+        for site_id, names in self.site_alert_channels.items():
+            if not is_valid_id(site_id):
+                raise PydanticCustomError("bad_site", "site_alert_channels: a key is not a site id")
+            unknown = [name for name in names if name not in self.alert_channels]
+            if unknown:
+                raise PydanticCustomError("bad_channel", f"site_alert_channels: {site_id} names channel "
+                                          f"{unknown[0][:64]!r}, which is not one of alert_channels")
+        for category, hours in self.complaint_response_hours.items():
+            if category not in CATEGORIES:
+                raise PydanticCustomError("bad_category", f"complaint_response_hours: unknown category "
+                                          f"{category[:32]!r}; expected one of {', '.join(CATEGORIES)}")
+            if not 0 < hours <= 24 * 365:
+                raise PydanticCustomError("bad_hours", f"complaint_response_hours: {category} must be more than "
+                                          "0 and at most a year")
+        return self
+
+    @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> HubSettings:
         # An example value in production means anyone who read the example can sign in as the hub.
+        if self.session_key is not None and len(self.session_key.get_secret_value().strip()) < 32:
+            # Whoever guesses it signs cookies as anyone: never a word, even in the demo.
+            raise PydanticCustomError("weak_secret", "session_key must have at least 32 characters")
         if self.demo:
             return self
         if self.mqtt_password is not None and _is_placeholder(self.mqtt_password.get_secret_value()):

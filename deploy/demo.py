@@ -34,6 +34,7 @@ SALES_PER_MINUTE = 20
 DISHONEST = ("riverside", "t2")  # this till's cashier swipes their own card on customers' sales
 # Each site's tills: how the POS speaks to the box, and the card readers beside it (every family the box
 # reads, as cinemas have them: bought over the years). A member's fob reads the same at every reader.
+SITE_NAMES = ["Riverside", "Old Town", "Harbour"]
 SITES: list[tuple[str, list[tuple[str, list[dict[str, object]]]]]] = [
     ("riverside", [("serial", [{"kind": "rdm6300"}, {"kind": "magstripe"}]),
                    ("serial", [{"kind": "pn532"}, {"kind": "barcode"}])]),
@@ -257,6 +258,20 @@ class Demo:
                 count += 1
         return count
 
+    def add_catalogue(self, login: tuple[str, str]) -> tuple[str, str]:
+        """HQ names each site and its time zone and its halls' seats (what occupancy divides by), and adds a site
+        manager for the first site; returns that manager's login. No places: the simulated members visit every
+        site, which impossible travel would flag."""
+        for (site, _), name in zip(SITES, SITE_NAMES, strict=True):
+            self.api(login, "PUT", f"/api/v1/sites/{site}", {"name": name, "timezone": "Europe/Paris"})
+            for hall in range(1, 7):  # the simulated programme uses halls h1 to h6
+                self.api(login, "PUT", f"/api/v1/sites/{site}/halls/h{hall}", {"name": f"Hall {hall}",
+                                                                              "seats": 60 + 40 * hall})
+        manager = ("manager-" + SITES[0][0], secrets.token_urlsafe(12))
+        self.api(login, "POST", "/api/v1/users", {"username": manager[0], "password": manager[1],
+                                                 "role": "site_manager", "sites": [SITES[0][0]]})
+        return manager
+
     def api(self, login: tuple[str, str], method: str, path: str, body: object | None = None) -> Any:
         """One call to the hub's API as the demo's admin; the answer's JSON (None when empty)."""
         token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
@@ -350,13 +365,14 @@ def main() -> int:
         demo.publish_rules()
         members = demo.import_members()
         demo.start_sites(mqtt_port, protocol, login)
+        manager = demo.add_catalogue(login)
         cashiers = demo.cashiers
         rows = demo.wait_for_sales(login, timeout=60)
         say("")
         say(f"Marquee demo is running: {len(SITES)} sites, broker on 127.0.0.1:{mqtt_port} (MQTT {protocol})")
         say(f"  Dashboard: http://127.0.0.1:{args.http_port}/")
         say(f"  API:       http://127.0.0.1:{args.http_port}/docs")
-        say(f"  Login:     {login[0]} / {login[1]}")
+        say(f"  Login:     {login[0]} / {login[1]}   (site manager of {SITES[0][0]} only: {manager[0]} / {manager[1]})")
         say(f"  Members:   {members} enrolled from a CRM export; tills earn and redeem points")
         say(rules_line())
         say(f"  Staff:     {cashiers} cashiers sign in with their badges; the cashier of {DISHONEST[0]} till "

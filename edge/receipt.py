@@ -3,7 +3,8 @@ part of a sale's answer, from the recorded sale and its decision).
 
 v1 tills get status, points and balance; v1.1 adds `redeemed` for a sale that captured a hold; v1.2 (a
 request carrying `benefits`) adds points by rule, the money off and why, the tier with its benefits, the
-passes with what is left after this sale, and whether a birthday ticket was used or is there to take.
+passes with what is left after this sale, and whether a birthday ticket was used or is there to take; v1.4 (a
+request carrying `feedback`) the ticket's feedback link.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from edge.devices.pos import SALE_ID_PATTERN, SaleAnswer, SaleItem, SaleRequest, encode_answer
+from edge.devices.pos import SALE_ID_PATTERN, FeedbackLine, SaleAnswer, SaleItem, SaleRequest, encode_answer
 from edge.settings import TillSettings
 from protocol.account import fold
 from protocol.calendar import local_day, week_key
 from protocol.events import LineItem, SaleRecorded
+from protocol.feedback import feedback_link, ticket_code
 from protocol.loyalty import sale_moves
 from protocol.pricing import SaleDecision
 from protocol.rules import RuleBundle
@@ -45,10 +47,22 @@ def answer_in_time(rules: RuleBundle, till: TillSettings, request: SaleRequest, 
                    decision: SaleDecision, programme: str | None, at: datetime,
                    started: float) -> dict[str, Any] | None:
     """The answer's `loyalty` giving this decision's money off, or None when that answer would reach the till
-    after it gave up (the card and a message counted at their longest)."""
+    after it gave up (the card, a message and the feedback link counted at their longest)."""
     loyalty = loyalty_answer(rules, request, sale, decision, programme, at)
-    answer = SaleAnswer(sale_id=sale.sale_id, status="ok", card="*" * 20, message="*" * 80, loyalty=loyalty)
+    # The sale's hash is not known before it is journaled; the link's length does not depend on it.
+    link = feedback_answer(rules, request, sale.site_id, "0" * 64)
+    answer = SaleAnswer(sale_id=sale.sale_id, status="ok", card="*" * 20, message="*" * 80, loyalty=loyalty,
+                        feedback=link)
     return None if late_frame(till, len(encode_answer(answer)), started) else loyalty
+
+
+def feedback_answer(rules: RuleBundle, request: SaleRequest, site_id: str, event_hash: str) -> FeedbackLine | None:
+    """v1.4: the feedback code and link of the sale journaled as `event_hash`, for a till that asked, a sale with
+    a ticket and a chain whose rules give a feedback address; None otherwise."""
+    if not request.feedback or rules.feedback_url is None or not any(i.kind == "ticket" for i in request.items):
+        return None
+    code = ticket_code(event_hash)
+    return FeedbackLine(code=code, url=feedback_link(rules.feedback_url, site_id, code))
 
 
 def readable_sale_id(payload: bytes) -> str | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from edge.decide import Capture, decide_sale, withhold
 from edge.devices.pos import SaleAnswer, SaleRequest
 from edge.guard import till_view
-from edge.receipt import answer_in_time, line_items, loyalty_answer
+from edge.receipt import answer_in_time, feedback_answer, line_items, loyalty_answer
 from edge.store import holds as hold_rows
 from protocol.events import SaleConflict, SaleRecorded
 from protocol.fraud_checks import Verdict
@@ -46,6 +46,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
         note: str | None = None
         closed: list[tuple[str, str]] = []  # holds this sale closed, for the book once committed
         decision, programme, shown = None, None, None  # shown: the answer's loyalty, when built already
+        sale_hash = ""  # the recorded sale's event hash: its ticket's feedback code
         checked_at = desk.wall()
         decided_at = datetime.fromtimestamp(checked_at, UTC)
         with desk.journal.transaction() as tx:
@@ -60,6 +61,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
                 ] == [item.model_dump(mode="json") for item in items]
                 if same:
                     desk.counters["sales_repeated"] += 1
+                    sale_hash = existing.hash
                     if tx.has_sale_key(f"{sale_key}:reversed"):
                         return SaleAnswer(sale_id=request.sale_id, status="error", loyalty={
                             "status": sale.loyalty.status, "points": 0, "balance": None, "redeemed": 0},
@@ -117,6 +119,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
                         hold_rows.drop(tx.connection, hold.hold_id)
                         closed.append((hold.hold_id, "captured"))
                 event = desk.append(tx, sale, sale_key=sale_key, at=decided_at)  # the time the rules saw
+                sale_hash = event.hash
                 if token:
                     _ledger(desk, tx, sale, event.seq, event.occurred_at, token)
                     raised = desk.guard.raise_alerts(tx, rules, verdict, at=decided_at, till_id=till_id,
@@ -141,7 +144,7 @@ def record_sale(desk: Desk, till_id: str, request: SaleRequest, now_mono: float,
     loyalty, fraud, why = till_view(request, sale, shown or loyalty_answer(rules, request, sale, decision,
                                                                            programme, decided_at))
     return SaleAnswer(sale_id=sale.sale_id, status="ok", card=masked, message=note or why, loyalty=loyalty,
-                      fraud=fraud)
+                      fraud=fraud, feedback=feedback_answer(rules, request, desk.settings.site_id, sale_hash))
 
 
 def _ledger(desk: Desk, tx: JournalTransaction, sale: SaleRecorded, seq: int, at: datetime, token: str) -> None:

@@ -21,6 +21,15 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name[:64]!r}") from exc
 
 
+def known_zone(name: str) -> bool:
+    """True when `name` is a time zone this machine knows."""
+    try:
+        zone(name)
+    except ValueError:
+        return False
+    return True
+
+
 def local(at: datetime, tz: str) -> datetime:
     """`at` (aware) in the chain's local time."""
     return at.astimezone(zone(tz))

@@ -13,12 +13,21 @@ money, and how much one member may redeem per day at a box that cannot reach the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from protocol.calendar import zone
 from protocol.campaigns import first_conflict
+from protocol.feedback import FEEDBACK_URL_PATTERN
 from protocol.fields import UtcDatetime
 from protocol.fraud import FraudRules
 from protocol.programme import Campaign, DayPart, Earning, Film, ItemKind, Programme, ProgrammeRules
@@ -72,6 +81,10 @@ class RuleBundle(ProgrammeRules):
     campaigns: Annotated[tuple[Campaign, ...], Field(max_length=200)] = ()
     fraud: FraudRules = FraudRules()
     """The fraud rules (`protocol.fraud`): chain-wide, whatever the member's programme."""
+    feedback_url: Annotated[str, Field(max_length=200, pattern=FEEDBACK_URL_PATTERN)] | None = None
+    """Where the chain's audience feedback form is (`https://hq.example.com/f`): a till that asks gets, with a
+    sale's answer, the link `<feedback_url>/<site>/<code>` to print on the ticket (`protocol.feedback`). None: no
+    link. Left out of the bundle's JSON when None, so a bundle without it reads (and is signed) as before."""
     signature: Annotated[str, Field(pattern=SIGNATURE_PATTERN)] | None = None
     _genres: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
 
@@ -107,6 +120,15 @@ class RuleBundle(ProgrammeRules):
         if problem:
             raise ValueError(problem)
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_feedback(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Boxes from before the field refuse a bundle that names it, and bundles signed before it keep their
+        # signature: a bundle without a feedback address serialises exactly as it did.
+        data: dict[str, Any] = handler(self)
+        if data.get("feedback_url", "") is None:
+            del data["feedback_url"]
+        return data
 
     def rules_for(self, programme_id: str | None) -> ProgrammeRules:
         """The rules of programme `programme_id`: the bundle's own for `default` or one it does not know."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.brokers import Mosquitto, free_port
+
+# Hubs started by tests sign their session cookies with this key rather than create a key file in the
+# working directory (tests of the key file itself unset it).
+os.environ.setdefault("MARQUEE_HUB_SESSION_KEY", secrets.token_urlsafe(32))
 
 POSTGRES_ADMIN_URL = os.environ.get("MARQUEE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -11,18 +11,39 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cloud
+from cloud.analytics.rollups import ROLLUPS_OPTION
 from cloud.api.deps import AUTH_RESPONSES
 from cloud.api.login_guard import LoginGuard, VerifyGate
 from cloud.api.probe import DatabaseProbe
 from cloud.api.routes import alerts as alert_routes
+from cloud.api.routes import (
+    analytics,
+    dashboard,
+    exports,
+    feedback,
+    halls,
+    health,
+    live,
+    member_analytics,
+    members,
+    overdrafts,
+    period_reports,
+    rules,
+    sites,
+    stats,
+    tokens,
+    users,
+)
 from cloud.api.routes import audit as audit_routes
 from cloud.api.routes import blocklist as blocklist_routes
-from cloud.api.routes import dashboard, health, members, overdrafts, rules, sites, stats
 from cloud.api.routes import reports as report_routes
 from cloud.api.routes import staff as staff_routes
 from cloud.auth import warm_up
@@ -31,6 +52,9 @@ from cloud.fraud.courier import Courier
 from cloud.ingest.counters import Throttle
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import HubSettings
+from cloud.web import feedback_page, login
+from cloud.web.security import PageHeaders
+from cloud.web.templating import STATIC_DIR
 
 log = logging.getLogger(__name__)
 _database_error_log = Throttle(log)  # an outage fails every request: one line a minute is enough
@@ -55,6 +79,8 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
 
     engine = make_engine(settings.database_url, **API_POOL)
     ingest_engine = make_engine(settings.database_url, **INGEST_POOL)
+    if not settings.analytics_rollups:  # measuring ingest without them (bench/) only
+        ingest_engine = ingest_engine.execution_options(**{ROLLUPS_OPTION: False})
     probe_engine = make_engine(settings.database_url, **PROBE_POOL)
     probe = DatabaseProbe(probe_engine)
     gate = VerifyGate(slots=settings.login_checks, max_waiting=settings.login_max_waiting)
@@ -96,6 +122,9 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
                 await run_in_threadpool(courier.stop)
                 courier.engine.dispose()
                 app.state.courier = None
+            live = getattr(app.state, "live", None)
+            if live is not None:  # the dashboard's poller: stopped before the engines it reads go
+                await live.close()
             gate.close()
             for each in (engine, ingest_engine, probe_engine):
                 each.dispose()
@@ -127,21 +156,55 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     api.include_router(staff_routes.router)
     api.include_router(blocklist_routes.router)
     api.include_router(report_routes.router)
+    api.include_router(users.router)
+    api.include_router(tokens.router)
+    api.include_router(analytics.router)
+    api.include_router(halls.router)
+    api.include_router(member_analytics.router)
+    api.include_router(period_reports.router)
+    api.include_router(exports.router)
+    api.include_router(feedback.router)
+    api.include_router(live.router)
     api.include_router(health.api_router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(login.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    app.include_router(feedback_page.router)
+    app.add_middleware(PageHeaders, exempt=[path for path in (app.docs_url, app.redoc_url) if path])
     app.add_exception_handler(SQLAlchemyError, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     return app
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's own answer echoes the input back; a request may carry a phone, an e-mail or a card
-    # number: where and what only.
+    # number: where, what and the kind of error (FastAPI's declared schema), never the input.
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": [{"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", "")}
+    return JSONResponse({"detail": [{"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", ""),
+                                     "type": str(error.get("type", "value_error"))}
                                     for error in errors[:50]]}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Routes refuse input with 422 too (a period too long, an unknown site in a draft): give those the shape of
+    # every other 422 in the API document (`loc` a path, `msg`, `type`), whatever form the route wrote.
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 422:
+        problems = exc.detail if isinstance(exc.detail, list) else [{"msg": str(exc.detail)}]
+        return JSONResponse({"detail": [_problem(problem) for problem in problems[:50]]}, status_code=422,
+                            headers=exc.headers)
+    assert isinstance(exc, StarletteHTTPException)
+    return await http_exception_handler(request, exc)
+
+
+def _problem(problem: object) -> dict[str, object]:
+    if not isinstance(problem, dict):
+        return {"loc": [], "msg": str(problem), "type": "value_error"}
+    loc = problem.get("loc", [])
+    parts = loc.split(".") if isinstance(loc, str) else [str(part) for part in loc] if isinstance(loc, list) else []
+    return {"loc": parts, "msg": str(problem.get("msg", "")), "type": str(problem.get("type", "value_error"))}
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

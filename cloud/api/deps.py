@@ -1,47 +1,42 @@
-"""FastAPI dependencies, as `Annotated` aliases: settings, the current user, a database connection.
+"""FastAPI dependencies, as `Annotated` aliases: settings, the viewer (who asks, what they may see), a connection.
 
-Order is the point: a connection is handed out only after the caller is authenticated (`get_conn`
-depends on `get_current_user`), so bad credentials never hold a pool connection while Argon2 runs, and
-a throttled login costs neither a connection nor Argon2.
+Order is the point: a connection is handed out only after the caller is authenticated (`get_conn` depends on
+`get_viewer`), so bad credentials never hold a pool connection while Argon2 runs, and a throttled login costs
+neither a connection nor Argon2. How a request is authenticated is `cloud.api.authn`'s business.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from cloud.api.login_guard import LoginGuard, LoginRefused, Refusal, VerifyGate, client_key
+from cloud.access.sessions import COOKIE
+from cloud.api.authn import REALM, Identity, Via, client_of, identify
 from cloud.api.schemas import ErrorOut
-from cloud.auth import ENFORCED_ROLES, UNSCOPED_ROLE_REFUSAL, authenticate
-from cloud.db.users import UserRow
-from cloud.ingest.counters import Throttle
 from cloud.settings import HubSettings
 
-log = logging.getLogger(__name__)
+__all__ = ["REALM", "Via"]
 
-REALM = "Marquee"
-MAX_USERNAME_LENGTH = 64
-"""The users table holds names of at most 64 characters: a longer one cannot exist, no Argon2 run for it."""
-
-_basic = HTTPBasic(realm=REALM, auto_error=False)
-# A flood from many addresses would otherwise write one line per address per minute.
-_blocked_log = Throttle(log)
-_busy_log = Throttle(log)
+_basic = HTTPBasic(realm=REALM, auto_error=False, description="A user's name and password (scripts).")
+_bearer = HTTPBearer(auto_error=False, description="An API token an admin issued: `mq_<id>_<secret>`.")
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False,
+                       description="A browser session from /login; unsafe methods need the X-CSRF-Token header.")
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {
         "model": ErrorOut,
-        "description": "No credentials, or wrong ones (HTTP Basic).",
-        "headers": {"WWW-Authenticate": {"description": "Basic challenge", "schema": {"type": "string"}}},
+        "description": "No credentials, wrong or expired ones, or a locked account (the detail says until when).",
+        "headers": {"WWW-Authenticate": {"description": "Basic challenge (Bearer for a browser)",
+                                         "schema": {"type": "string"}}},
     },
-    403: {"model": ErrorOut, "description": "The user's role cannot use the API yet."},
+    403: {"model": ErrorOut, "description": "The user's role or sites do not cover this, or (a browser session) "
+                                            "the CSRF token is missing or wrong."},
     429: {
         "model": ErrorOut,
         "description": "Too many failed logins from this address or for this user, or too many logins "
@@ -73,71 +68,113 @@ SettingsDep = Annotated[HubSettings, Depends(get_settings)]
 EngineDep = Annotated[sa.Engine, Depends(get_engine)]
 
 
-async def get_current_user(
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking, and what they may see: every route takes one (`ViewerDep`) and scopes by it.
+
+    `sites` is None for the roles that see every site (admin, analyst); a site manager's sites otherwise.
+    `csrf_token` is the token a browser session's forms and fetch() calls send back (None without a session).
+    """
+
+    username: str
+    role: str
+    sites: frozenset[str] | None
+    via: Via = "basic"
+    client: str | None = None
+    csrf_token: str | None = None
+
+    def sees(self, site_id: str | None) -> bool:
+        """True when this viewer may see `site_id`'s data (chain-wide data, site None: unscoped roles only)."""
+        if self.sites is None:
+            return True
+        return site_id is not None and site_id in self.sites
+
+    def check_site(self, site_id: str | None) -> None:
+        """403 unless this viewer may see `site_id`."""
+        if not self.sees(site_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this site is not one of yours")
+
+    def scope(self, site_id: str | None = None) -> frozenset[str] | None:
+        """The sites a query is limited to: `site_id` when asked for (403 when not this viewer's), else the
+        viewer's sites; None means every site."""
+        if site_id is not None:
+            self.check_site(site_id)
+            return frozenset((site_id,))
+        return self.sites
+
+    def require(self, *roles: str) -> None:
+        """403 unless this viewer's role is one of `roles`."""
+        if self.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(roles)}")
+
+
+def site_filter(column: sa.ColumnElement[Any], sites: frozenset[str] | None) -> sa.ColumnElement[bool]:
+    """A WHERE clause limiting `column` to `sites` (true when None: every site)."""
+    if sites is None:
+        return sa.true()
+    return column.in_(sorted(sites))
+
+
+def viewer_of(identity: Identity, client: str | None) -> Viewer:
+    """The viewer an identity makes; 403 for a site manager without sites (they would see nothing)."""
+    user = identity.user
+    sites = frozenset(user.sites or ()) if user.role == "site_manager" else None
+    if sites is not None and not sites:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a site manager without sites sees nothing")
+    return Viewer(user.username, user.role, sites, identity.via, client, identity.csrf_token)
+
+
+async def get_viewer(
     request: Request,
-    engine: EngineDep,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
-) -> UserRow:
-    """The user named by HTTP Basic credentials; 401 with a Basic challenge otherwise, 429 when logins
-    are throttled (the password is then not checked; a username's limit spares the addresses it signed
-    in from lately), 403 for a role the hub cannot enforce yet."""
-    if credentials is None:
-        raise _unauthorized()
-    guard: LoginGuard = request.app.state.login_guard
-    gate: VerifyGate = request.app.state.login_gate
-    client = client_key(request.client.host if request.client else None)
-    username = credentials.username
-    possible = len(username) <= MAX_USERNAME_LENGTH
-
-    def refusal() -> Refusal | None:
-        return guard.check(client=client, username=username, now=time.monotonic())
-
-    user: UserRow | None = None
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Viewer:
+    """The viewer of this request: 401 without valid credentials (a browser asking for a page outside /api is
+    sent to /login instead), 403 (cross-site, CSRF, a site manager without sites), 429 (logins throttled)."""
+    known: Viewer | None = getattr(request.state, "viewer", None)
+    if known is not None:
+        return known
     try:
-        refused = refusal()
-        if refused is not None:
-            raise LoginRefused(refused)
-        if possible:
-            check = functools.partial(
-                authenticate, engine, username=username, password=credentials.password
-            )
-            user = await gate.run(check, recheck=refusal)
-    except LoginRefused as exc:
-        raise _too_many(exc.refusal, gate) from None
-    if user is None:
-        blocked = guard.record_failure(
-            client=client, username=username if possible else None, now=time.monotonic()
-        )
-        if "client" in blocked:
-            _blocked_log.warning(
-                "refusing logins from %s for %d s after %d failures",
-                client,
-                guard.clients.window,
-                guard.clients.limit,
-            )
-        if "user" in blocked:
-            # A username may be an e-mail address: never logged whole.
-            _blocked_log.warning(
-                "refusing logins for user %s for %d s after %d failures",
-                _masked(username),
-                guard.users.window,
-                guard.users.limit,
-            )
-        raise _unauthorized()
-    if user.role not in ENFORCED_ROLES:
-        # A site manager would otherwise see every site: refuse until site scoping exists.
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN, detail=UNSCOPED_ROLE_REFUSAL.format(role=user.role)
-        )
-    # So that a stranger's failures for this username do not lock this address out.
-    guard.record_success(client=client, username=username, now=time.monotonic())
-    return user
+        identity = await identify(request, basic=basic, bearer=bearer, cookie=cookie)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and _wants_page(request):
+            raise HTTPException(status.HTTP_303_SEE_OTHER, "sign in first",
+                                headers={"Location": login_url(request)}) from None
+        raise
+    viewer = viewer_of(identity, client_of(request))
+    request.state.viewer = viewer
+    return viewer
 
 
-CurrentUser = Annotated[UserRow, Depends(get_current_user)]
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-def get_conn(engine: EngineDep, user: CurrentUser) -> Iterator[sa.Connection]:
+async def get_analyst(viewer: ViewerDep) -> Viewer:
+    """The viewer when an admin or analyst (chain-wide work: rules, members, exports of every site); else 403."""
+    viewer.require("admin", "analyst")
+    return viewer
+
+
+async def get_admin(viewer: ViewerDep) -> Viewer:
+    """The viewer when an admin; else 403."""
+    viewer.require("admin")
+    return viewer
+
+
+AnalystDep = Annotated[Viewer, Depends(get_analyst)]
+AdminDep = Annotated[Viewer, Depends(get_admin)]
+
+
+async def get_page_viewer(viewer: ViewerDep) -> Viewer:
+    """The viewer of a dashboard page: a browser without a session is sent to /login?next=<the page>."""
+    return viewer
+
+
+PageViewerDep = Annotated[Viewer, Depends(get_page_viewer)]
+
+
+def get_conn(engine: EngineDep, viewer: ViewerDep) -> Iterator[sa.Connection]:
     """A connection for one authenticated request, returned to the pool afterwards (read-only use)."""
     with engine.connect() as conn:
         yield conn
@@ -146,25 +183,12 @@ def get_conn(engine: EngineDep, user: CurrentUser) -> Iterator[sa.Connection]:
 ConnDep = Annotated[sa.Connection, Depends(get_conn)]
 
 
-def _unauthorized() -> HTTPException:
-    return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="authentication required",
-        headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
-    )
+def login_url(request: Request) -> str:
+    """/login, with `next` the page asked for (a local path: the login page redirects nowhere else)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/login?next={quote(target, safe='/')}"
 
 
-def _too_many(refusal: Refusal, gate: VerifyGate) -> HTTPException:
-    if refusal.reason == "busy":
-        _busy_log.warning(
-            "too many logins at once (%d checking or queued): refusing new ones with 429", gate.admitted
-        )
-    return HTTPException(
-        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        detail=refusal.detail,
-        headers={"Retry-After": str(refusal.retry_after)},
-    )
-
-
-def _masked(username: str) -> str:
-    return username[:2] + "***"
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")

@@ -116,6 +116,11 @@ class FailureWindow:
         (self._full if len(failures) == self.limit else self._below)[key] = failures  # now the newest
         return not was_refused and self._refused(failures, now)
 
+    def forget(self, key: str) -> None:
+        """Drop `key`'s failures (an admin unlocked the account: its window starts again)."""
+        self._below.pop(key, None)
+        self._full.pop(key, None)
+
     def _forget_one(self) -> None:
         # A key below the limit goes first, the least recent: forgetting a key at the limit would unlock it,
         # and a spray of fresh keys (usernames, addresses) must not buy an attacker a new round of guesses.
@@ -239,6 +244,11 @@ class LoginGuard:
         if username is not None and self.users.record(username, now=now):
             blocked.append("user")
         return blocked
+
+    def unlocked(self, username: str) -> None:
+        """An admin unlocked `username`: this process forgets its failures too (other processes' windows end on
+        their own, within `user_window`)."""
+        self.users.forget(username)
 
     def record_success(self, *, client: str, username: str, now: float) -> None:
         """Remember a successful login, exempting (username, client) from the username's window for a day.

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol.calendar import known_zone
+
 
 class Health(BaseModel):
     """GET /healthz, for load balancers: up when the database answers and ingest (if it runs) is
@@ -68,6 +70,17 @@ class DeviceOut(BaseModel):
     lost_events: int
     recent_gaps: list[GapOut]
     peripherals: list[PeripheralOut]
+    version: str | None = None
+    """The box's software version, as its last heartbeat said (null before its first)."""
+    rules_version: int | None = None
+    """The rule bundle it decides under (0: its built-in default)."""
+    directory_version: int | None = None
+    """The member directory version it decides from (0: none yet)."""
+    disk_free_bytes: int | None = None
+    clock_ok: bool | None = None
+    """Whether its clock was synced."""
+    counters: dict[str, int] = {}
+    """Its own counters (sales answered, frames refused...)."""
 
 
 class SiteOut(BaseModel):
@@ -82,6 +95,8 @@ class SiteOut(BaseModel):
     name: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    timezone: str | None = None
+    """The site's IANA time zone (its local days and hours in the analytics); null: the rules' time zone."""
 
 
 class SitePlace(BaseModel):
@@ -93,11 +108,17 @@ class SitePlace(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
     latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    timezone: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$",
+                                   examples=["Europe/Paris"])] | None = None
+    """The site's IANA time zone: its days and hours in the analytics from now on (`marquee-hub analytics
+    rebuild` recomputes what was stored before); null: the rule bundle's time zone."""
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> SitePlace:
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("give latitude and longitude together, or neither")
+        if self.timezone is not None and not known_zone(self.timezone):
+            raise ValueError("unknown time zone; use an IANA name such as Europe/Paris")
         return self
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from cloud.db import access_tables as access_tables  # sessions, API tokens, the HQ audit log, on `metadata`
+from cloud.db import analytics_tables as analytics_tables  # halls and the box-office rollups, on `metadata`
+from cloud.db import feedback_tables as feedback_tables  # ticket codes, answers, NPS, complaints
 from cloud.db import fraud_tables as fraud_tables  # the tables of fraud control and staff audit, on `metadata`
+from cloud.db import member_analytics_tables as member_analytics_tables  # members' activity, on `metadata`
 from cloud.db.metadata import metadata
 from cloud.db.types import BigId, JsonDoc, UtcDateTime
 
@@ -21,6 +25,8 @@ sites = sa.Table(
     sa.Column("name", sa.String(120), nullable=True),
     sa.Column("latitude", sa.Float, nullable=True),
     sa.Column("longitude", sa.Float, nullable=True),
+    # The site's IANA time zone (Europe/Paris): its local days and hours in the analytics; None: the rules'.
+    sa.Column("timezone", sa.String(64), nullable=True),
 )
 
 devices = sa.Table(
@@ -63,6 +69,8 @@ events = sa.Table(
     sa.Column("body", JsonDoc, nullable=False),
     # A period's events in time order (the backtest's pages, reports) without scanning the table.
     sa.Index("ix_events_time", "occurred_at", "device_id", "seq"),
+    # One site's period (the transaction export filtered by site) without reading every site's index entries.
+    sa.Index("ix_events_site_time", "site_id", "occurred_at", "device_id", "seq"),
 )
 
 box_office = sa.Table(
@@ -145,6 +153,13 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # A site manager's sites (a JSON list of site ids); None for the roles that see every site.
+    sa.Column("sites", JsonDoc, nullable=True),
+    sa.Column("disabled_at", UtcDateTime, nullable=True),
+    # Lockout: failed passwords in a row, and until when the account refuses every password after too many.
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UtcDateTime, nullable=True),
+    sa.Column("password_changed_at", UtcDateTime, nullable=True),
     sa.CheckConstraint("role IN ('admin', 'analyst', 'site_manager')", name="role"),
 )
 
@@ -192,6 +207,7 @@ members = sa.Table(
     sa.Column("account", JsonDoc, nullable=True),
     sa.Column("account_due", UtcDateTime, nullable=True, index=True),
     sa.CheckConstraint("status IN ('active', 'anonymous', 'suspended', 'erased')", name="status"),
+    sa.Index("ix_members_balance", "balance", "member_id"),  # top members by balance, a page at a time
 )
 
 member_cards = sa.Table(
@@ -232,6 +248,8 @@ member_ledger = sa.Table(
     sa.Column("detail", JsonDoc, nullable=True),
     sa.UniqueConstraint("device_id", "seq", "kind", name="uq_member_ledger_device_seq_kind"),
     sa.Index("ix_member_ledger_member_time", "member_id", "occurred_at"),
+    # The points moved after a period's end (the reports' loyalty liability at that end) as a range, not a scan.
+    sa.Index("ix_member_ledger_time", "occurred_at"),
 )
 
 # Who read or changed a member's personal data, and when (never the data itself).

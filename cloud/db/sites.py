@@ -54,6 +54,14 @@ class DeviceView:
     lost_events: int = 0
     recent_gaps: list[GapView] = field(default_factory=list)
     peripherals: list[PeripheralView] = field(default_factory=list)
+    version: str | None = None
+    rules_version: int | None = None
+    directory_version: int | None = None
+    disk_free_bytes: int | None = None
+    clock_ok: bool | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    """What the box's last heartbeat said of itself: its software, rules and directory versions, free disk,
+    whether its clock is synced, and its counters (None or empty before its first heartbeat)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,7 @@ class SiteView:
     name: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    timezone: str | None = None
 
 
 def apply_status(
@@ -154,6 +163,7 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
                 lost_events=int(row.lost_events),
                 recent_gaps=_recent_gaps(conn, row.device_id) if row.lost_events else [],
                 peripherals=_peripherals(row.status),
+                **_box_health(row.status),
             )
         )
     result = []
@@ -169,19 +179,26 @@ def list_sites(conn: sa.Connection, *, now: datetime, offline_after: timedelta) 
                 name=site.name,
                 latitude=site.latitude,
                 longitude=site.longitude,
+                timezone=site.timezone,
             )
         )
     return result
 
 
+PLACE_FIELDS = frozenset({"name", "latitude", "longitude", "timezone"})
+
+
 def set_place(
-    conn: sa.Connection, *, site_id: str, name: str | None, latitude: float | None, longitude: float | None
+    conn: sa.Connection, *, site_id: str, name: str | None, latitude: float | None, longitude: float | None,
+    timezone: str | None = None, fields: frozenset[str] = PLACE_FIELDS,
 ) -> bool:
-    """Set a site's name and location (impossible travel compares located sites only); False when the site is
-    not registered."""
-    result = conn.execute(
-        sa.update(sites).where(sites.c.site_id == site_id).values(name=name, latitude=latitude, longitude=longitude)
-    )
+    """Set a site's name, location (impossible travel compares located sites only) and time zone, those of them
+    named in `fields` (the others keep their value); False when the site is not registered."""
+    given = {"name": name, "latitude": latitude, "longitude": longitude, "timezone": timezone}
+    values = {column: value for column, value in given.items() if column in fields}
+    if not values:
+        raise ValueError("set_place: no field to set")
+    result = conn.execute(sa.update(sites).where(sites.c.site_id == site_id).values(**values))
     return bool(result.rowcount)
 
 
@@ -198,6 +215,26 @@ def _peripherals(status: object) -> list[PeripheralView]:
             reads=health.reads, errors=dict(health.errors), reopens=health.reopens, last_read_at=health.last_read_at,
         ))
     return views
+
+
+def _box_health(status: object) -> dict[str, Any]:
+    """Versions, disk, clock and counters from a box's last heartbeat (validated when it arrived)."""
+    if not isinstance(status, dict):
+        return {}
+
+    def typed(name: str, kind: type) -> Any:
+        value = status.get(name)
+        # bool is an int to isinstance: a version number is never True.
+        return value if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)) else None
+
+    counters = status.get("counters")
+    return {
+        "version": typed("version", str), "rules_version": typed("rules_version", int),
+        "directory_version": typed("directory_version", int), "disk_free_bytes": typed("disk_free_bytes", int),
+        "clock_ok": typed("clock_ok", bool),
+        "counters": {str(k): v for k, v in sorted(counters.items()) if isinstance(v, int)}
+        if isinstance(counters, dict) else {},
+    }
 
 
 def _recent_gaps(conn: sa.Connection, device_id: str) -> list[GapView]:

@@ -29,10 +29,12 @@ def box_office_by(
     *,
     group_by: GroupBy,
     site: str | None = None,
+    sites: frozenset[str] | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> list[BoxOfficeRow]:
-    """Sums grouped by site, film or day (UTC), sorted by key then currency.
+    """Sums grouped by site, film or day (UTC), sorted by key then currency; of `site`, or of `sites` when given
+    (a site manager's), else of every site.
 
     Revenue is tickets plus concessions by site or day, and ticket revenue alone by film (concessions
     belong to no film). By film, rows without tickets (concessions only) are left out.
@@ -51,6 +53,8 @@ def box_office_by(
     ).group_by(column, box_office.c.currency)
     if site is not None:
         stmt = stmt.where(box_office.c.site_id == site)
+    if sites is not None:
+        stmt = stmt.where(box_office.c.site_id.in_(sorted(sites)))
     if date_from is not None:
         stmt = stmt.where(box_office.c.day >= date_from)
     if date_to is not None:

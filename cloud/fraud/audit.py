@@ -14,6 +14,7 @@ def list_audit(
     conn: sa.Connection,
     *,
     site_id: str | None = None,
+    sites: frozenset[str] | None = None,
     staff_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -26,6 +27,8 @@ def list_audit(
     query = sa.select(staff_audit)
     if site_id is not None:
         query = query.where(col.site_id == site_id)
+    if sites is not None:  # a site manager's
+        query = query.where(col.site_id.in_(sorted(sites)))
     if staff_id is not None:
         query = query.where(col.staff_id == staff_id)
     if since is not None:

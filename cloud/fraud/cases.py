@@ -162,13 +162,17 @@ def list_alerts(
     until: datetime | None = None,
     limit: int = 100,
     before_id: int | None = None,
+    sites: frozenset[str] | None = None,
 ) -> list[Case]:
-    """Cases raised in [since, until), newest first, `limit` at most, before case `before_id`; with deliveries."""
+    """Cases raised in [since, until), newest first, `limit` at most, before case `before_id`; with deliveries.
+    `sites` (a site manager's) keeps the cases of those sites only."""
     col = alerts.c
     query = sa.select(alerts)
     for column, wanted in ((col.state, state), (col.site_id, site_id), (col.code, code), (col.severity, severity)):
         if wanted is not None:
             query = query.where(column == wanted)
+    if sites is not None:
+        query = query.where(col.site_id.in_(sorted(sites)))
     if since is not None:
         query = query.where(col.raised_at >= since)
     if until is not None:

@@ -3,10 +3,11 @@ chat tools, through apprise), and mails the daily fraud report each morning (`cl
 
 Every `alert_poll_s` (or at once when `notify()` is called) it gives each open case at or above
 `alert_min_severity`, raised within `alert_backlog_hours`, one `alert_deliveries` row per channel (pending),
-then sends the deliveries due. A failure is retried with exponential backoff and jitter (`alert_retry_base_s`
-doubling to `alert_retry_max_s`), its reason kept in `last_error`; after `alert_failing_after` attempts the
-delivery shows `failing` on its case and is still retried at the longest interval until it is `sent`: a case
-is never dropped silently.
+then sends the deliveries due. A channel that `site_alert_channels` gives to sites (a site manager's) gets the
+cases of those sites only; the other channels get every case. A failure is retried with exponential backoff
+and jitter (`alert_retry_base_s` doubling to `alert_retry_max_s`), its reason kept in `last_error`; after
+`alert_failing_after` attempts the delivery shows `failing` on its case and is still retried at the longest
+interval until it is `sent`: a case is never dropped silently.
 
 Several hub processes may run couriers over one database: a delivery is claimed in a short transaction
 (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: BEGIN IMMEDIATE) that moves its `next_at` ahead (a lease), and
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from cloud.db.dialect import insert_or_ignore
 from cloud.db.fraud_tables import alert_deliveries, alerts
 from cloud.db.schema import sites
+from cloud.feedback.alerts import HUB_REASONS
 from cloud.fraud.channels import SEND_TIMEOUT_S, Channel
 from cloud.fraud.morning import MorningMail
 from cloud.fraud.report import masked_card
@@ -81,6 +83,10 @@ class Courier:
         self._backoff = Backoff(settings.alert_retry_base_s, settings.alert_retry_max_s,
                                 settings.alert_failing_after)
         self.channels = {name: Channel(name, url) for name, url in settings.alert_channels.items()}
+        self._channel_sites: dict[str, set[str]] = {}  # a site manager's channel: the sites whose cases it gets
+        for site_id, names in settings.site_alert_channels.items():
+            for name in names:
+                self._channel_sites.setdefault(name, set()).add(site_id)
         self.morning = MorningMail(engine, settings, now=self._now, rng=self._rng)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -158,9 +164,14 @@ class Courier:
             for name in self.channels:
                 has_row = sa.exists().where(alert_deliveries.c.alert_id == alerts.c.id,
                                             alert_deliveries.c.channel == name)
-                ids = conn.execute(sa.select(alerts.c.id).where(
-                    alerts.c.severity.in_(self._severities), alerts.c.state == "open",
-                    alerts.c.raised_at >= since, ~has_row).order_by(alerts.c.id).limit(500)).scalars().all()
+                query = sa.select(alerts.c.id).where(alerts.c.state == "open", alerts.c.raised_at >= since, ~has_row)
+                if name in self._channel_sites:
+                    # A site's own channel (its manager) gets every case of its sites, whatever the chain-wide
+                    # minimum: a low feedback score is a warning HQ may not want, but the duty manager does.
+                    query = query.where(alerts.c.site_id.in_(sorted(self._channel_sites[name])))
+                else:
+                    query = query.where(alerts.c.severity.in_(self._severities))
+                ids = conn.execute(query.order_by(alerts.c.id).limit(500)).scalars().all()
                 wanted += [(alert_id, name) for alert_id in ids]
         if wanted:
             with self._engine.begin() as conn:
@@ -261,7 +272,7 @@ class Courier:
 def alert_message(case: Any) -> tuple[str, str]:
     """The title and plain-text body of a case's message: what, where, the figures and ids (the card as a
     masked token), and the case's path in the API."""
-    reason = REASONS.get(case.code, case.code)
+    reason = REASONS.get(case.code) or HUB_REASONS.get(case.code, case.code)
     where = case.site_name or case.site_id
     title = f"[Marquee] {case.severity}: {reason}{' at ' + where if where else ''}"
     figures = case.figures if isinstance(case.figures, dict) else {}

@@ -18,6 +18,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from cloud.analytics.rollups import remove_sales
 from cloud.db import ingest as db
 from cloud.db.schema import chain_conflicts, devices, event_archive, event_gaps, events
 from cloud.errors import RegistryError
@@ -84,24 +85,28 @@ def _archive_from(
 ) -> int:
     """Move the device's events from `start` on to the archive, undo their rollups, rewind the head."""
     rows = conn.execute(
-        sa.select(events.c.seq, events.c.hash, events.c.body)
+        sa.select(events.c.seq, events.c.hash, events.c.body, events.c.received_at)
         .where(events.c.device_id == device_id, events.c.seq >= start)
         .order_by(events.c.seq)
     ).all()
     deltas: dict[RollupKey, RollupDelta] = {}
     archived: list[tuple[Event, object]] = []
+    received: list[tuple[Event, object, datetime]] = []
     for row in rows:
         event = Event.model_validate(row.body) if "payload_refused" not in row.body else None
         sale = check_payload(event, site_id=site_id) if event is not None else None
         if event is not None:
             archived.append((event, sale))
+            received.append((event, sale, row.received_at))
         if event is not None and isinstance(sale, SaleRecorded):
             add_sale(deltas, site_id=site_id, event=event, sale=sale)
     db.add_box_office(conn, rows=[deltas[key].negated().as_row(key) for key in sorted(deltas)])
-    # Members first (their row locks, in the order ingest takes them), then the staff audit and activity: the box's
+    # Members first (their row locks, in the order ingest takes them), then the staff audit and activity, then the
+    # analytics rollups (ingest writes them last: another order could deadlock with a batch of the site): the box's
     # events take these seqs.
     unledger_from(conn, device_id=device_id, start=start, at=at)
     forget_events(conn, stored=archived, device_id=device_id, start=start, site_id=site_id)
+    remove_sales(conn, archived=received, site_id=site_id)  # the analytics rollups, in the site's local days
     if rows:
         conn.execute(
             sa.insert(event_archive),

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cloud.analytics import ingest as analytics
 from cloud.db import ingest as db
 from cloud.errors import IngestError, ReplayError
 from cloud.fraud import ingest as fraud
@@ -174,6 +175,8 @@ def _store_accepted(
     # Alert cases, the staff audit and activity, impossible travel, lost events: the ack promises them too.
     fraud.on_stored(conn, stored=stored, lost=plan.lost, device_id=device_id, site_id=site_id,
                     received_at=received_at)
+    # The analytics rollups, members' activity and ticket feedback codes: no dashboard request scans events.
+    analytics.on_stored(conn, stored=stored, site_id=site_id, device_id=device_id, received_at=received_at)
     return len(refused)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from cloud.analytics.member_activity import merge_activity
 from cloud.db.fraud_tables import staff, staff_badges
 from cloud.db.schema import member_cards, member_ledger, members
 from cloud.errors import ConfigError, MemberError
@@ -126,6 +127,7 @@ def enrol(conn: sa.Connection, vault: MemberVault, cards: CardContext, draft: Me
             conn.execute(member_cards.update().where(member_cards.c.member_id == other).values(member_id=member_id))
             conn.execute(member_ledger.update().where(member_ledger.c.member_id == other).values(member_id=member_id))
             _move_staff(conn, other, member_id, at)
+            merge_activity(conn, source=other, into=member_id, at=at)  # its visits and spend, for the analytics
             conn.execute(members.delete().where(members.c.member_id == other))
     else:
         conn.execute(members.insert().values(member_id=member_id, created_at=at, balance=0, redeemed=0, **values))
@@ -195,6 +197,7 @@ def add_card(conn: sa.Connection, cards: CardContext, member_id: str, card: Card
         conn.execute(member_cards.update().where(member_cards.c.member_id == holder).values(member_id=member_id))
         conn.execute(member_ledger.update().where(member_ledger.c.member_id == holder).values(member_id=member_id))
         _move_staff(conn, holder, member_id, at)
+        merge_activity(conn, source=holder, into=member_id, at=at)  # its visits and spend, for the analytics
         conn.execute(members.delete().where(members.c.member_id == holder))
         recompute(conn, member_id, at=at)
     else:

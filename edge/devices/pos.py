@@ -18,6 +18,7 @@ from edge.devices.pos_messages import (
     SALE_ID_PATTERN,
     Authorisation,
     CancelRequest,
+    FeedbackLine,
     FraudLine,
     Loyalty,
     PosRequest,
@@ -48,7 +49,7 @@ __all__ = [  # the messages are used through this module, beside the framing
     "MAX_PAYLOAD", "PosControl", "PosFrame", "PosFrameParser", "encode_answer", "encode_frame", "encode_request",
     "lrc", "parse_answer", "parse_box_message", "parse_request", "AnyRequest", "BoxMessage", "StaffAnswer",
     "StaffRequest", "STAFF_REQUESTS", "FraudLine", "ApproveRequest", "DrawerRequest", "OverrideRequest",
-    "RefundRequest", "SignInRequest", "SignOutRequest", "VoidRequest",
+    "RefundRequest", "SignInRequest", "SignOutRequest", "VoidRequest", "FeedbackLine",
 ]
 
 AnyRequest = PosRequest | StaffRequest
@@ -253,6 +254,8 @@ def encode_answer(answer: BoxMessage) -> bytes:
     exclude: dict[str, object] = {}
     if isinstance(answer, SaleAnswer | Authorisation) and answer.fraud is None:
         exclude["fraud"] = True  # v1.3: only when a fraud rule fired for a till that asked
+    if isinstance(answer, SaleAnswer) and answer.feedback is None:
+        exclude["feedback"] = True  # v1.4: only to a till that asked, for a sale with tickets
     if isinstance(answer, SaleAnswer) and answer.loyalty is not None:
         # A v1.2 answer (it has `earned_by`) shows every v1.2 field, null ones too; older ones none of them.
         v12 = answer.loyalty.earned_by is not None

@@ -1,4 +1,5 @@
-"""The POS line protocol's messages: what a till sends (sale; v1.1 redeem and cancel) and what the box answers.
+"""The POS line protocol's messages: what a till sends (sale; v1.1 redeem and cancel) and what the box answers
+(v1.4: with the ticket's feedback link when the till asks).
 
 docs/pos-protocol.md is the vendors' description; `edge.devices.pos` frames, parses and encodes them.
 """
@@ -104,6 +105,8 @@ class SaleRequest(_Message):
     benefits: bool | None = None
     """v1.2: present, the till prints what the rules gave (earned by rule, tier, passes, birthday ticket);
     true, it also applies the money off the answer gives (pass, birthday ticket, member discount)."""
+    feedback: bool | None = None
+    """v1.4: true, the till prints the feedback link of a sale with tickets (`feedback` in the answer)."""
 
     @property
     def total(self) -> int:
@@ -254,6 +257,13 @@ class Released(_Message):
     status: Literal["released", "unknown"]
 
 
+class FeedbackLine(_Message):
+    """v1.4: the ticket's feedback code and the link to print as a QR code (`protocol.feedback`)."""
+
+    code: Annotated[str, StringConstraints(min_length=16, max_length=16)]
+    url: Annotated[str, StringConstraints(max_length=300)]
+
+
 class SaleAnswer(_Message):
     """What the box answers to a sale; `card` is always masked."""
 
@@ -267,3 +277,6 @@ class SaleAnswer(_Message):
     message: Annotated[str, StringConstraints(max_length=200)] | None = None
     fraud: FraudLine | None = None
     """v1.3: what the fraud rules decided, when one fired (only to a till that asked for `fraud`)."""
+    feedback: FeedbackLine | None = None
+    """v1.4: the ticket's feedback link (only to a till that asked for `feedback`, for a sale with tickets, when
+    the chain's rules give a feedback address)."""

@@ -110,9 +110,12 @@ def tier_at_box(box: Agent, state: MemberState) -> str:
 
 
 def at_hub(client: TestClient, who: str) -> dict[str, Any]:
+    """The member holding `who`'s card at the hub; {} (no balance, no tier) before the hub saw the card."""
     found = client.post("/api/v1/members/search", json={"card": {"kind": "read", "number": CARDS[who].text}},
                         auth=ADMIN)
     assert found.status_code == 200, found.text
+    if not found.json():
+        return {"balance": None, "tier": None}
     [member] = found.json()
     body: dict[str, Any] = client.get(f"/api/v1/members/{member['member_id']}", auth=ADMIN).json()
     return body

@@ -9,25 +9,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.deps import ConnDep, CurrentUser, EngineDep
+from cloud.access.audit import record_action
+from cloud.api.deps import ConnDep, EngineDep, ViewerDep
 from cloud.errors import AlertError
 from cloud.fraud.cases import Case, get_alert, list_alerts, transition
+from cloud.fraud.report import masked_card as masked
 from protocol.fields import UtcDatetime
 from protocol.fraud import REASONS
 from protocol.ids import ID_PATTERN
 
 router = APIRouter(prefix="/alerts", tags=["fraud"])
-TRANSITION_ROLES = ("admin", "analyst")
-"""Roles that acknowledge, resolve and reopen cases (every role that may log in reads them)."""
+TRANSITION_ROLES = ("admin", "analyst", "site_manager")
+"""Roles that acknowledge, resolve and reopen cases (site managers, those of their sites), and read them."""
 _STATUS = {"not_found": status.HTTP_404_NOT_FOUND, "conflict": status.HTTP_409_CONFLICT}
 CaseState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-def masked(token: str) -> str:
-    """A card token as people see it: its first 8 hex characters."""
-    return token[:8] + "…"
 
 
 class DeliveryOut(BaseModel):
@@ -121,7 +118,7 @@ def detail_out(case: Case) -> AlertDetailOut:
 @router.get("")
 def alerts(
     conn: ConnDep,
-    user: CurrentUser,
+    viewer: ViewerDep,
     state: CaseState | None = None,
     site: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     code: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
@@ -132,33 +129,39 @@ def alerts(
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the id of the last case of the "
                                                                         "previous page")] = None,
 ) -> list[AlertOut]:
-    """Cases raised in [from, to), newest first, filtered by state, site, code and severity; keyset pages."""
-    cases = list_alerts(conn, state=state, site_id=site, code=code, severity=severity, since=start, until=end,
-                        limit=limit, before_id=before)
+    """Cases raised in [from, to), newest first, filtered by state, site, code and severity; keyset pages. A site
+    manager sees the cases of their sites."""
+    cases = list_alerts(conn, state=state, sites=viewer.scope(site), code=code, severity=severity, since=start,
+                        until=end, limit=limit, before_id=before)
     return [alert_out(case) for case in cases]
 
 
 @router.get("/{alert_id}", responses={404: {"description": "No such case."}})
-def alert(alert_id: AlertId, conn: ConnDep, user: CurrentUser) -> AlertDetailOut:
-    """One case, with its deliveries and its history."""
+def alert(alert_id: AlertId, conn: ConnDep, viewer: ViewerDep) -> AlertDetailOut:
+    """One case, with its deliveries and its history (403 for a site manager when not of their sites)."""
     case = get_alert(conn, alert_id=alert_id)
     if case is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert case")
+    viewer.check_site(case.row.site_id)
     return detail_out(case)
 
 
 @router.post("/{alert_id}/transition", responses={
     404: {"description": "No such case."},
     409: {"description": "The case is in that state already, or cannot go there from its state."}})
-def move(alert_id: AlertId, body: TransitionIn, engine: EngineDep, user: CurrentUser) -> AlertDetailOut:
-    """Acknowledge, resolve or reopen a case (admins and analysts): open to acknowledged or resolved,
-    acknowledged to resolved or back to open, resolved back to open."""
-    if user.role not in TRANSITION_ROLES:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this role may read cases, not move them")
+def move(alert_id: AlertId, body: TransitionIn, engine: EngineDep, viewer: ViewerDep) -> AlertDetailOut:
+    """Acknowledge, resolve or reopen a case (admins, analysts, and site managers those of their sites): open
+    to acknowledged or resolved, acknowledged to resolved or back to open, resolved back to open."""
+    viewer.require(*TRANSITION_ROLES)
     try:
         with engine.begin() as conn:
-            case = transition(conn, alert_id=alert_id, to_state=body.to, username=user.username, note=body.note,
+            held = get_alert(conn, alert_id=alert_id)
+            if held is not None:
+                viewer.check_site(held.row.site_id)
+            case = transition(conn, alert_id=alert_id, to_state=body.to, username=viewer.username, note=body.note,
                               at=datetime.now(UTC))
+            record_action(conn, actor=viewer, action="alert.transition", target=str(alert_id),
+                          site_id=case.row.site_id, detail={"from": held.row.state if held else None, "to": body.to})
     except AlertError as exc:
         raise HTTPException(_STATUS.get(exc.kind, status.HTTP_400_BAD_REQUEST), str(exc)) from exc
     return detail_out(case)

@@ -1,5 +1,6 @@
 """/api/v1/blocklist: cards and members the fraud rules decline at every box. Admins change it; each change is
-the next version, published whole, signed and retained, to every box. Any logged-in role reads it.
+the next version, published whole, signed and retained, to every box. Admins and analysts read it (it is the
+chain's: a site manager does not).
 
 A card is listed by its token: given as a number in a POST body (never in a URL), or as the token itself.
 """
@@ -14,10 +15,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 
-from cloud.api.deps import ConnDep, CurrentUser, SettingsDep
-from cloud.api.routes.staff import TxDep, admin_only, cards_of, failed
+from cloud.access.audit import record_action
+from cloud.api.deps import AdminDep, AnalystDep, ConnDep, SettingsDep, Viewer
+from cloud.api.routes.staff import TxDep, cards_of, failed
 from cloud.bundles import load_signing_key
 from cloud.errors import HubError, StaffError
+from cloud.fraud.report import masked_card as masked
 from cloud.members.model import CardInput, CardKind
 from cloud.staff import blocklist
 from protocol.directory import MEMBER_ID_PATTERN, TOKEN_PATTERN
@@ -83,7 +86,7 @@ class Changed(BaseModel):
 
 
 @router.get("")
-def read(conn: ConnDep, user: CurrentUser) -> BlocklistOut:
+def read(conn: ConnDep, viewer: AnalystDep) -> BlocklistOut:
     """Every listed card token and member id, with who listed it, when and why."""
     current = blocklist.current(conn)
     return BlocklistOut(version=current.version if current else 0, issued_at=current.issued_at if current else None,
@@ -94,9 +97,8 @@ def read(conn: ConnDep, user: CurrentUser) -> BlocklistOut:
 @router.post("", status_code=status.HTTP_201_CREATED,
              responses={409: {"description": "Listed already, or the list is full."},
                         422: {"description": "Refused, by field (never the card number)."}})
-def add(body: Listing, conn: TxDep, user: CurrentUser, settings: SettingsDep, request: Request) -> Changed:
+def add(body: Listing, conn: TxDep, viewer: AdminDep, settings: SettingsDep, request: Request) -> Changed:
     """List a card or a member; the whole list, signed, is published to every box."""
-    admin_only(user, "the blocklist")
     if body.kind == "member":
         value = str(body.member_id)
     elif body.token is not None:
@@ -108,18 +110,20 @@ def add(body: Listing, conn: TxDep, user: CurrentUser, settings: SettingsDep, re
         except StaffError as exc:
             raise failed(exc) from exc
     return _change(conn, settings, lambda at: blocklist.add(conn, kind=body.kind, value=value, reason=body.reason,
-                                                            by=user.username, at=at), body.kind, value)
+                                                            by=viewer.username, at=at), body.kind, value,
+                   viewer, "blocklist.add")
 
 
 @router.delete("/{kind}/{value}", responses={404: {"description": "Not on the blocklist."}})
-def remove(kind: Literal["card", "member"], value: str, conn: TxDep, user: CurrentUser,
+def remove(kind: Literal["card", "member"], value: str, conn: TxDep, viewer: AdminDep,
            settings: SettingsDep) -> Changed:
     """Take a card (by token) or a member off the blocklist; the whole list is published again."""
-    admin_only(user, "the blocklist")
-    return _change(conn, settings, lambda at: blocklist.remove(conn, kind=kind, value=value, at=at), kind, value)
+    return _change(conn, settings, lambda at: blocklist.remove(conn, kind=kind, value=value, at=at), kind, value,
+                   viewer, "blocklist.remove")
 
 
-def _change(conn: TxDep, settings: SettingsDep, change: Callable[[datetime], int], kind: str, value: str) -> Changed:
+def _change(conn: TxDep, settings: SettingsDep, change: Callable[[datetime], int], kind: str, value: str,
+            viewer: Viewer, action: str) -> Changed:
     try:
         key = load_signing_key(settings.rules_key_file)
     except HubError as exc:  # nothing changes that could not be published
@@ -130,6 +134,8 @@ def _change(conn: TxDep, settings: SettingsDep, change: Callable[[datetime], int
         raise failed(exc) from exc
     except IntegrityError as exc:  # the same entry listed at the same moment by another request
         raise HTTPException(status.HTTP_409_CONFLICT, f"this {kind} was just listed") from exc
+    record_action(conn, actor=viewer, action=action, target=f"{kind}:{masked(value) if kind == 'card' else value}",
+                  detail={"version": version})
     conn.commit()  # kept before it is announced
     listed = blocklist.signed(conn, key)
     conn.rollback()

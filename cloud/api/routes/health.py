@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from cloud.api.deps import CurrentUser
+from cloud.api.deps import ViewerDep
 from cloud.api.probe import DatabaseProbe
 from cloud.api.schemas import Health, HealthDetail
 
@@ -35,7 +35,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @api_router.get("/health", response_model=HealthDetail)
-async def health(request: Request, user: CurrentUser) -> HealthDetail:
+async def health(request: Request, viewer: ViewerDep) -> HealthDetail:
     """What /healthz sums up, in detail: database, broker connection, ingest counters."""
     worker = request.app.state.worker
     database = _database_up(request.app)

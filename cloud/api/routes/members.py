@@ -16,10 +16,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 
-from cloud.api.deps import CurrentUser, EngineDep
+from cloud.access.audit import record_action
+from cloud.api.deps import AnalystDep, EngineDep, Viewer
+from cloud.api.schemas import ErrorOut
 from cloud.db.schema import member_cards, members, pii_access
-from cloud.db.users import UserRow
 from cloud.errors import ConfigError, MemberError
+from cloud.fraud.report import masked_card as masked
 from cloud.members import store
 from cloud.members.accounts import running_bundle
 from cloud.members.ledger import ledger_of
@@ -27,7 +29,11 @@ from cloud.members.model import CardInput, Consent, MemberDraft, Profile
 from cloud.members.vault import MemberVault, vault_from_settings
 from cloud.settings import HubSettings
 
-router = APIRouter(prefix="/members", tags=["members"])
+router = APIRouter(prefix="/members", tags=["members"], responses={
+    400: {"model": ErrorOut, "description": "The request cannot be done as asked."},
+    404: {"model": ErrorOut, "description": "No such member (or card)."},
+    409: {"model": ErrorOut, "description": "The change conflicts with what is stored (a card held by another)."},
+    410: {"model": ErrorOut, "description": "The member was erased."}})
 PII_ROLES = ("admin",)
 """Roles that see and change members' personal data."""
 _STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "erased": 410}
@@ -142,7 +148,7 @@ def _cards(request: Request) -> store.CardContext:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
 
-def _write_conn(engine: EngineDep, user: CurrentUser) -> Iterator[sa.Connection]:
+def _write_conn(engine: EngineDep, viewer: AnalystDep) -> Iterator[sa.Connection]:
     # Each route commits before it answers (and before boxes are told): what it did, and the record of
     # who saw personal data. An error leaves nothing behind.
     with engine.connect() as conn:
@@ -154,12 +160,12 @@ CardsDep = Annotated[store.CardContext, Depends(_cards)]
 TxDep = Annotated[sa.Connection, Depends(_write_conn)]
 
 
-def _pii_user(user: UserRow) -> None:
+def _pii_user(user: Viewer) -> None:
     if user.role not in PII_ROLES:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may see or change members' personal data")
 
 
-def _record(conn: sa.Connection, user: UserRow, member_id: str, action: str) -> None:
+def _record(conn: sa.Connection, user: Viewer, member_id: str, action: str) -> None:
     conn.execute(pii_access.insert().values(at=store.now(), username=user.username, member_id=member_id,
                                             action=action))
 
@@ -168,7 +174,7 @@ def _fail(exc: MemberError) -> HTTPException:
     return HTTPException(_STATUS.get(exc.kind, 400), str(exc))
 
 
-def _view(conn: sa.Connection, vault: MemberVault | None, user: UserRow, member_id: str) -> MemberOut:
+def _view(conn: sa.Connection, vault: MemberVault | None, user: Viewer, member_id: str) -> MemberOut:
     row = conn.execute(sa.select(members).where(members.c.member_id == member_id)).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such member")
@@ -196,12 +202,12 @@ def _tier(conn: sa.Connection, programme: str, tier: str | None) -> str | None:
     return level.tier_id if level is not None else None
 
 
-def _vault_if_allowed(request: Request, user: UserRow) -> MemberVault | None:
+def _vault_if_allowed(request: Request, user: Viewer) -> MemberVault | None:
     return _vault(request) if user.role in PII_ROLES else None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def enrol(draft: MemberDraft, conn: TxDep, user: CurrentUser, vault: VaultDep, cards: CardsDep,
+def enrol(draft: MemberDraft, conn: TxDep, user: AnalystDep, vault: VaultDep, cards: CardsDep,
           request: Request) -> MemberOut:
     """Enrol a member; a card an anonymous account holds brings its points and history along."""
     _pii_user(user)
@@ -212,11 +218,12 @@ def enrol(draft: MemberDraft, conn: TxDep, user: CurrentUser, vault: VaultDep, c
     except IntegrityError as exc:  # enrolled at the same moment by another request: the later one loses
         raise HTTPException(status.HTTP_409_CONFLICT, "a card or the external id was just enrolled") from exc
     _record(conn, user, member_id, "create")
+    record_action(conn, actor=user, action="member.create", target=member_id, detail={"cards": len(draft.cards)})
     return _done(conn, request, _view(conn, vault, user, member_id))
 
 
 @router.post("/search")
-def search(query: Search, conn: TxDep, user: CurrentUser, request: Request) -> list[MemberOut]:
+def search(query: Search, conn: TxDep, user: AnalystDep, request: Request) -> list[MemberOut]:
     """Members holding the card, or with this phone or e-mail (by keyed hash: nobody is decrypted to search)."""
     if query.card is None and query.phone is None and query.email is None:
         raise HTTPException(422, "give a card, a phone or an e-mail")
@@ -239,7 +246,7 @@ def search(query: Search, conn: TxDep, user: CurrentUser, request: Request) -> l
 
 
 @router.get("/{member_id}")
-def read(member_id: str, conn: TxDep, user: CurrentUser, request: Request) -> MemberOut:
+def read(member_id: str, conn: TxDep, user: AnalystDep, request: Request) -> MemberOut:
     """A member, with personal data for admins (each such read is recorded)."""
     view = _view(conn, _vault_if_allowed(request, user), user, member_id)
     conn.commit()
@@ -247,7 +254,7 @@ def read(member_id: str, conn: TxDep, user: CurrentUser, request: Request) -> Me
 
 
 @router.patch("/{member_id}")
-def change(member_id: str, changes: MemberChanges, conn: TxDep, user: CurrentUser, vault: VaultDep,
+def change(member_id: str, changes: MemberChanges, conn: TxDep, user: AnalystDep, vault: VaultDep,
            request: Request) -> MemberOut:
     """Change a member's profile, programme, status (active or suspended) or consent."""
     _pii_user(user)
@@ -263,11 +270,16 @@ def change(member_id: str, changes: MemberChanges, conn: TxDep, user: CurrentUse
     except ValueError as exc:  # a profile that does not validate: fields only
         raise HTTPException(422, "profile: a field is not valid") from exc
     _record(conn, user, member_id, "update")
+    # Which fields changed, never their values.
+    fields = sorted(f"profile.{name}" if section == "profile" else section
+                    for section, value in given.items()
+                    for name in (value if section == "profile" and isinstance(value, dict) else [section]))
+    record_action(conn, actor=user, action="member.update", target=member_id, detail={"fields": fields})
     return _done(conn, request, _view(conn, vault, user, member_id))
 
 
 @router.post("/{member_id}/cards", status_code=status.HTTP_201_CREATED)
-def add_card(member_id: str, card: CardInput, conn: TxDep, user: CurrentUser, cards: CardsDep,
+def add_card(member_id: str, card: CardInput, conn: TxDep, user: AnalystDep, cards: CardsDep,
              request: Request) -> MemberOut:
     """Give the member another card (an anonymous account holding it is merged in)."""
     _pii_user(user)
@@ -277,11 +289,12 @@ def add_card(member_id: str, card: CardInput, conn: TxDep, user: CurrentUser, ca
         raise _fail(exc) from exc
     except IntegrityError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "the card was just given to a member") from exc
+    record_action(conn, actor=user, action="member.card_add", target=member_id, detail={"family": card.kind})
     return _done(conn, request, _view(conn, _vault(request), user, member_id))
 
 
 @router.put("/{member_id}/cards/{token}")
-def set_card(member_id: str, token: str, change: CardState, conn: TxDep, user: CurrentUser,
+def set_card(member_id: str, token: str, change: CardState, conn: TxDep, user: AnalystDep,
              request: Request) -> MemberOut:
     """Mark a card lost, blocked or replaced (it stays on the member, with its history), or active again."""
     _pii_user(user)
@@ -289,11 +302,13 @@ def set_card(member_id: str, token: str, change: CardState, conn: TxDep, user: C
         store.set_card_state(conn, member_id, token, change.state, change.reason, at=store.now())
     except MemberError as exc:
         raise _fail(exc) from exc
+    record_action(conn, actor=user, action="member.card_state", target=member_id,
+                  detail={"card": masked(token), "state": change.state})
     return _done(conn, request, _view(conn, _vault(request), user, member_id))
 
 
 @router.delete("/{member_id}")
-def erase(member_id: str, conn: TxDep, user: CurrentUser, request: Request) -> MemberOut:
+def erase(member_id: str, conn: TxDep, user: AnalystDep, request: Request) -> MemberOut:
     """Erasure: the member's data key is destroyed and every box forgets their cards; points history stays."""
     _pii_user(user)
     try:
@@ -301,11 +316,12 @@ def erase(member_id: str, conn: TxDep, user: CurrentUser, request: Request) -> M
     except MemberError as exc:
         raise _fail(exc) from exc
     _record(conn, user, member_id, "erase")
+    record_action(conn, actor=user, action="member.erase", target=member_id)
     return _done(conn, request, _view(conn, None, user, member_id))
 
 
 @router.get("/{member_id}/ledger")
-def ledger(member_id: str, conn: TxDep, user: CurrentUser,
+def ledger(member_id: str, conn: TxDep, user: AnalystDep,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            before_id: Annotated[int | None, Query(ge=1)] = None) -> list[LedgerRow]:
     """The member's points history, newest first: earned and redeemed at tills, imported, adjusted."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from cloud.api.deps import ConnDep, CurrentUser
+from cloud.api.deps import AnalystDep, ConnDep
 from cloud.members.overdrafts import list_overdrafts
 
 router = APIRouter(prefix="/overdrafts", tags=["members"])
@@ -30,8 +30,9 @@ class OverdraftOut(BaseModel):
 
 
 @router.get("")
-def overdrafts(conn: ConnDep, user: CurrentUser, open_only: Annotated[bool, Query(alias="open")] = False,
+def overdrafts(conn: ConnDep, viewer: AnalystDep, open_only: Annotated[bool, Query(alias="open")] = False,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OverdraftOut]:
-    """Overdraft records, newest first; `open=true` for those not settled yet."""
+    """Overdraft records, newest first; `open=true` for those not settled yet (admins and analysts: members are
+    the chain's, not a site's)."""
     return [OverdraftOut.model_validate(row, from_attributes=True)
             for row in list_overdrafts(conn, open_only=open_only, limit=limit)]

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud.api.deps import AUTH_RESPONSES, ConnDep, CurrentUser, EngineDep, SettingsDep
+from cloud.access.audit import record_action
+from cloud.api.deps import AUTH_RESPONSES, AdminDep, AnalystDep, ConnDep, EngineDep, SettingsDep
 from cloud.backtest.jobs import BacktestJobs
 from cloud.backtest.run import run_backtest
 from cloud.backtest.sponsors import sponsors_bill
@@ -46,14 +47,10 @@ class Published(BaseModel):
     detail: str | None = None
 
 
-def _admin(user: CurrentUser) -> None:
-    if user.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may change the rules boxes run")
-
-
 @router.get("", responses={404: {"description": "No bundle published yet."}})
-def current(conn: ConnDep, user: CurrentUser) -> dict[str, Any]:
-    """The latest published bundle, signed, as every box gets it."""
+def current(conn: ConnDep, viewer: AnalystDep) -> dict[str, Any]:
+    """The latest published bundle, signed, as every box gets it (admins and analysts: it holds the fraud
+    limits, which a site's own staff should not learn)."""
     bundle = latest_bundle(conn)
     if bundle is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no bundle published yet; boxes run the built-in default")
@@ -61,18 +58,16 @@ def current(conn: ConnDep, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.post("/validate")
-def validate(draft: Draft, conn: ConnDep, user: CurrentUser) -> Validation:
-    """Check a draft without publishing it: every problem by field."""
-    _admin(user)
+def validate(draft: Draft, conn: ConnDep, viewer: AnalystDep) -> Validation:
+    """Check a draft without publishing it: every problem by field (admins and analysts)."""
     problems = draft_problems(conn, draft)
     return Validation(valid=not problems, problems=[Problem(loc=loc, msg=msg) for loc, msg in problems])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED,
              responses={422: {"description": "The draft is not a bundle (each problem by field)."}})
-def publish(draft: Draft, conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> Published:
-    """Sign a draft as the next version, keep it, and publish it retained to every site's boxes."""
-    _admin(user)
+def publish(draft: Draft, conn: ConnDep, viewer: AdminDep, settings: SettingsDep) -> Published:
+    """Sign a draft as the next version, keep it, and publish it retained to every site's boxes (admins)."""
     problems = draft_problems(conn, draft)
     if problems:
         raise HTTPException(422,  # the status name differs across Starlette versions
@@ -81,8 +76,10 @@ def publish(draft: Draft, conn: ConnDep, user: CurrentUser, settings: SettingsDe
         key = load_signing_key(settings.rules_key_file)
     except HubError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    bundle = publish_draft(conn, draft, key, at=datetime.now(UTC), by=user.username)
+    bundle = publish_draft(conn, draft, key, at=datetime.now(UTC), by=viewer.username)
     targets = site_ids(conn)
+    record_action(conn, actor=viewer, action="rules.publish", target=f"version {bundle.version}",
+                  detail={"version": bundle.version, "sites": len(targets)})
     conn.commit()  # kept before it is announced: a box never runs a version the hub has not got
     try:
         push(settings, bundle, targets)  # a sync route: FastAPI runs it on the thread pool
@@ -154,11 +151,11 @@ class BacktestJob(BaseModel):
     422: {"description": "The draft is not a bundle (each problem by field), or a site is unknown."},
     429: {**AUTH_RESPONSES[429], "description": "Two backtests are running already (or too many failed logins); "
           "try again later."}})
-def backtest(body: BacktestRequest, request: Request, conn: ConnDep, engine: EngineDep, user: CurrentUser
+def backtest(body: BacktestRequest, request: Request, conn: ConnDep, engine: EngineDep, viewer: AnalystDep
              ) -> BacktestJob:
     """Replay a period's card sales under a draft beside what was recorded, on a thread of the hub; poll
-    `GET /rules/backtest/{job_id}` for progress and the figures. Jobs live in this process's memory."""
-    _admin(user)
+    `GET /rules/backtest/{job_id}` for progress and the figures. Jobs live in this process's memory (admins and
+    analysts)."""
     problems = period_problems(body.start, body.end, datetime.now(UTC))
     problems += [{"loc": loc, "msg": msg} for loc, msg in draft_problems(conn, body.draft)]
     if body.sites is not None:
@@ -181,13 +178,16 @@ def backtest(body: BacktestRequest, request: Request, conn: ConnDep, engine: Eng
     if job is None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "two backtests are running already; try again "
                             "when one is done", headers={"Retry-After": "30"})
+    with engine.begin() as audit:
+        record_action(audit, actor=viewer, action="rules.backtest", target=str(job["job_id"]),
+                      detail={"from": start.isoformat(), "to": end.isoformat(),
+                              "sites": sorted(sites) if sites else None})
     return BacktestJob.model_validate(job)
 
 
 @router.get("/backtest/{job_id}", responses={404: {"description": "No such job in this hub process."}})
-def backtest_job(job_id: str, request: Request, user: CurrentUser) -> BacktestJob:
-    """A backtest's status, progress and, once done, its figures."""
-    _admin(user)
+def backtest_job(job_id: str, request: Request, viewer: AnalystDep) -> BacktestJob:
+    """A backtest's status, progress and, once done, its figures (admins and analysts)."""
     job = _jobs(request).get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such backtest in this hub process (finished jobs "
@@ -197,10 +197,9 @@ def backtest_job(job_id: str, request: Request, user: CurrentUser) -> BacktestJo
 
 @router.get("/sponsors")
 def sponsors(start: Annotated[UtcDatetime, Query(alias="from")], end: Annotated[UtcDatetime, Query(alias="to")],
-             engine: EngineDep, user: CurrentUser) -> dict[str, Any]:
+             engine: EngineDep, viewer: AnalystDep) -> dict[str, Any]:
     """The sponsors' bill of recorded sales in [from, to): campaign points per sponsor, campaign and site, and
-    their money at the redemption rate of the bundle that decided each sale."""
-    _admin(user)
+    their money at the redemption rate of the bundle that decided each sale (admins and analysts)."""
     problems = period_problems(start, end, datetime.now(UTC))
     if problems:
         raise HTTPException(422, problems)  # the status name differs across Starlette versions

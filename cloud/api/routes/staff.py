@@ -1,5 +1,6 @@
 """/api/v1/staff: staff accounts (the cashier codes tills send) and their badges; every change reaches the boxes
-in the member directory. Admins change them; any logged-in role reads.
+in the member directory. Admins change them; admins and analysts read them all, a site manager those who work at
+their sites (or everywhere).
 
 A badge is given as a card number in a POST body (never in a URL: URLs end up in access logs) and kept only as
 its token; answers show the token and a label of family and last 4.
@@ -16,9 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from cloud.api.deps import CurrentUser, EngineDep
-from cloud.db.users import UserRow
+from cloud.access.audit import record_action
+from cloud.api.deps import AdminDep, EngineDep, Viewer, ViewerDep
 from cloud.errors import ConfigError, StaffError
+from cloud.fraud.report import masked_card as masked
 from cloud.members.model import CardInput, CardKind
 from cloud.members.store import CardContext, card_context
 from cloud.settings import HubSettings
@@ -79,7 +81,7 @@ class BadgeBody(BaseModel):
     __str__ = __repr__
 
 
-def write_conn(engine: EngineDep, user: CurrentUser) -> Iterator[sa.Connection]:
+def write_conn(engine: EngineDep, viewer: ViewerDep) -> Iterator[sa.Connection]:
     """A connection for a change: the route commits before it answers and before boxes are told."""
     with engine.connect() as conn:
         yield conn
@@ -97,13 +99,13 @@ def cards_of(request: Request) -> CardContext:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
 
-def admin_only(user: UserRow, what: str) -> None:
-    if user.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only an admin may change {what}")
-
-
 def failed(exc: StaffError) -> HTTPException:
     return HTTPException(STATUS_OF.get(exc.kind, 400), str(exc))
+
+
+def _sees(viewer: Viewer, member: store.StaffMember) -> bool:
+    # An account with no sites works everywhere, a site manager's sites included.
+    return viewer.sites is None or not member.sites or bool(viewer.sites & set(member.sites))
 
 
 def _out(member: store.StaffMember) -> StaffOut:
@@ -123,29 +125,33 @@ def _done(conn: sa.Connection, request: Request, staff_id: str) -> StaffOut:
 
 
 @router.get("")
-def list_staff(conn: TxDep, user: CurrentUser,
+def list_staff(conn: TxDep, viewer: ViewerDep,
                site: Annotated[str | None, Query(max_length=64, description="Only those who work at this site.")]
                = None,
                state: Annotated[Literal["active", "suspended", "left"] | None, Query(alias="status")] = None,
                ) -> list[StaffOut]:
-    """Staff accounts by id; `site` keeps those who work there (an account with no sites works everywhere)."""
-    return [_out(member) for member in store.list_staff(conn, site_id=site, status=state)]
+    """Staff accounts by id; `site` keeps those who work there (an account with no sites works everywhere); a
+    site manager sees those who work at their sites."""
+    viewer.scope(site)
+    return [_out(member) for member in store.list_staff(conn, site_id=site, status=state) if _sees(viewer, member)]
 
 
 @router.get("/{staff_id}", responses={404: {"description": "No such staff member."}})
-def read(staff_id: str, conn: TxDep, user: CurrentUser) -> StaffOut:
-    """One staff account with its badges."""
+def read(staff_id: str, conn: TxDep, viewer: ViewerDep) -> StaffOut:
+    """One staff account with its badges (403 for a site manager when they work at none of their sites)."""
     try:
-        return _out(store.get_staff(conn, staff_id=staff_id))
+        member = store.get_staff(conn, staff_id=staff_id)
     except StaffError as exc:
         raise failed(exc) from exc
+    if not _sees(viewer, member):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this staff member works at none of your sites")
+    return _out(member)
 
 
 @router.put("/{staff_id}", responses={201: {"description": "Created."}, 422: {"description": "Refused, by field."}})
-def put(staff_id: StaffIdPath, body: StaffBody, conn: TxDep, user: CurrentUser, request: Request,
+def put(staff_id: StaffIdPath, body: StaffBody, conn: TxDep, viewer: AdminDep, request: Request,
         response: Response) -> StaffOut:
     """Create the staff account or set its role, status (`left` for someone who left), sites and own membership."""
-    admin_only(user, "staff accounts")
     try:
         created = store.put_staff(conn, staff_id=staff_id, role=body.role, status=body.status, sites_of=body.sites,
                                   member_id=body.member_id, at=datetime.now(UTC))
@@ -155,18 +161,21 @@ def put(staff_id: StaffIdPath, body: StaffBody, conn: TxDep, user: CurrentUser, 
         raise HTTPException(status.HTTP_409_CONFLICT, "the staff account was just created") from exc
     if created:
         response.status_code = status.HTTP_201_CREATED
+    record_action(conn, actor=viewer, action="staff.create" if created else "staff.update", target=staff_id,
+                  detail={"role": body.role, "status": body.status, "sites": sorted(body.sites),
+                          "member": body.member_id is not None})
     return _done(conn, request, staff_id)
 
 
 @router.delete("/{staff_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses={404: {"description": "No such staff member."}})
-def delete(staff_id: str, conn: TxDep, user: CurrentUser, request: Request) -> None:
+def delete(staff_id: str, conn: TxDep, viewer: AdminDep, request: Request) -> None:
     """Delete an account entered by mistake (boxes forget it); for someone who left, set status `left`."""
-    admin_only(user, "staff accounts")
     try:
         store.delete_staff(conn, staff_id=staff_id, at=datetime.now(UTC))
     except StaffError as exc:
         raise failed(exc) from exc
+    record_action(conn, actor=viewer, action="staff.delete", target=staff_id)
     conn.commit()
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
@@ -176,9 +185,8 @@ def delete(staff_id: str, conn: TxDep, user: CurrentUser, request: Request) -> N
 @router.post("/{staff_id}/badges", status_code=status.HTTP_201_CREATED,
              responses={404: {"description": "No such staff member."},
                         409: {"description": "A badge already, another member's card, or 20 badges held."}})
-def add_badge(staff_id: str, body: BadgeBody, conn: TxDep, user: CurrentUser, request: Request) -> StaffOut:
+def add_badge(staff_id: str, body: BadgeBody, conn: TxDep, viewer: AdminDep, request: Request) -> StaffOut:
     """Give a staff member a badge (the card they sign in and approve with); kept as its token."""
-    admin_only(user, "staff badges")
     cards = cards_of(request)
     try:
         store.add_badge(conn, cards, staff_id=staff_id, card=CardInput(kind=body.family, number=body.card),
@@ -187,15 +195,16 @@ def add_badge(staff_id: str, body: BadgeBody, conn: TxDep, user: CurrentUser, re
         raise failed(exc) from exc
     except IntegrityError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "the card was just made a badge") from exc
+    record_action(conn, actor=viewer, action="staff.badge_add", target=staff_id, detail={"family": body.family})
     return _done(conn, request, staff_id)
 
 
 @router.delete("/{staff_id}/badges/{token}", responses={404: {"description": "No such staff member or badge."}})
-def remove_badge(staff_id: str, token: str, conn: TxDep, user: CurrentUser, request: Request) -> StaffOut:
+def remove_badge(staff_id: str, token: str, conn: TxDep, viewer: AdminDep, request: Request) -> StaffOut:
     """Take a badge back: boxes stop taking the card for this staff member."""
-    admin_only(user, "staff badges")
     try:
         store.remove_badge(conn, staff_id=staff_id, token=token, at=datetime.now(UTC))
     except StaffError as exc:
         raise failed(exc) from exc
+    record_action(conn, actor=viewer, action="staff.badge_remove", target=staff_id, detail={"badge": masked(token)})
     return _done(conn, request, staff_id)

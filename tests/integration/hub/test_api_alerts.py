@@ -1,6 +1,7 @@
 """/api/v1/alerts, /api/v1/audit and a site's place through a real app and database: a box's alert reaches the
 case list over a real broker once, people read, filter and page cases, move them with notes (409 when they
-cannot), read the staff audit trail; admins set where sites are."""
+cannot), read the staff audit trail; a site manager sees and moves their sites' cases only; admins set where
+sites are."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from cloud.settings import HubSettings
 from protocol.topics import device_topic
 from tests.integration.hub.box import FakeBox
 from tests.support.brokers import Mosquitto
+from tests.support.hub_users import hq_actions
 from tests.support.waiting import wait_for
 from tests.unit.hub.factories import T0, Chain
 
@@ -45,7 +47,8 @@ def app_for(db_url: str, **settings: Any) -> Any:
 def add_users(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for (name, password), role in ((ADMIN, "admin"), (ANALYST, "analyst"), (MANAGER, "site_manager")):
-            add_user(conn, username=name, password_hash=hash_password(password), role=role, created_at=T0)
+            add_user(conn, username=name, password_hash=hash_password(password), role=role, created_at=T0,
+                     sites=("riverside",) if role == "site_manager" else None)
 
 
 @pytest.fixture
@@ -150,6 +153,8 @@ def test_moving_a_case_records_who_when_and_why(client: TestClient) -> None:
         ("acknowledged", "resolved", "ada", "a double swipe"),
         ("resolved", "open", "ann", "it happened again")]
     assert case["state"] == "open" and case["state_by"] == "ann"
+    assert hq_actions(engine_of(client), "alert.") == [
+        ("alert.transition", str(alert_id), who) for who in ("ann", "ada", "ann")]
 
 
 def test_unknown_cases_and_bad_bodies(client: TestClient) -> None:
@@ -166,18 +171,23 @@ def test_unknown_cases_and_bad_bodies(client: TestClient) -> None:
 
 
 def test_roles_reading_and_moving_cases(client: TestClient) -> None:
-    [alert_id] = seed_cases(client, 1)
+    river, harbour = seed_cases(client, 2)  # riverside, harbour
     for who in (ADMIN, ANALYST):
-        assert client.get("/api/v1/alerts", auth=who).status_code == 200
+        assert [case["id"] for case in client.get("/api/v1/alerts", auth=who).json()] == [harbour, river]
         assert client.get("/api/v1/audit", auth=who).status_code == 200
-    # A site manager must see only their sites; until the hub scopes by site, they see no case at all.
-    for path in ("/api/v1/alerts", f"/api/v1/alerts/{alert_id}", "/api/v1/audit"):
-        assert client.get(path, auth=MANAGER).status_code == 403
-    assert client.post(f"/api/v1/alerts/{alert_id}/transition", json={"to": "resolved"},
+    # A site manager of riverside: riverside's cases only, and they may move them.
+    assert [case["id"] for case in client.get("/api/v1/alerts", auth=MANAGER).json()] == [river]
+    assert client.get("/api/v1/alerts?site=harbour", auth=MANAGER).status_code == 403
+    assert client.get(f"/api/v1/alerts/{harbour}", auth=MANAGER).status_code == 403
+    assert client.get(f"/api/v1/alerts/{river}", auth=MANAGER).status_code == 200
+    assert client.post(f"/api/v1/alerts/{harbour}/transition", json={"to": "resolved"},
                        auth=MANAGER).status_code == 403
-    assert client.post(f"/api/v1/alerts/{alert_id}/transition", json={"to": "resolved"},
+    moved = client.post(f"/api/v1/alerts/{river}/transition", json={"to": "acknowledged", "note": "on it"},
+                        auth=MANAGER)
+    assert moved.status_code == 200 and moved.json()["state_by"] == "sam"
+    assert client.post(f"/api/v1/alerts/{river}/transition", json={"to": "resolved"},
                        auth=("ann", "wrong password")).status_code == 401
-    assert client.get(f"/api/v1/alerts/{alert_id}", auth=ADMIN).json()["state"] == "open"
+    assert client.get(f"/api/v1/alerts/{harbour}", auth=ADMIN).json()["state"] == "open"
 
 
 def staff_day(client: TestClient) -> None:
@@ -202,6 +212,9 @@ def staff_day(client: TestClient) -> None:
 
 def test_the_audit_trail_filters_and_pages_newest_first(client: TestClient) -> None:
     staff_day(client)
+    mine = client.get("/api/v1/audit", auth=MANAGER).json()
+    assert {row["site_id"] for row in mine} == {"riverside"} and len(mine) == 4
+    assert client.get("/api/v1/audit?site=harbour", auth=MANAGER).status_code == 403
 
     def audit(query: str = "") -> list[dict[str, Any]]:
         response = client.get(f"/api/v1/audit?{query}", auth=ANALYST)
@@ -241,4 +254,23 @@ def test_admins_set_a_sites_name_and_location(client: TestClient) -> None:
                 {"name": "x" * 121}, {"name": "tab\there"}, place | {"owner": "me"}, {"latitude": "north"}):
         assert client.put(f"/api/v1/sites/{SITE}", json=bad, auth=ADMIN).status_code == 422, bad
     cleared = client.put(f"/api/v1/sites/{SITE}", json={"name": "Riverside"}, auth=ADMIN).json()
+    assert hq_actions(engine_of(client), "site.") == [("site.update", SITE, "ada")] * 2
     assert (cleared["name"], cleared["latitude"], cleared["longitude"]) == ("Riverside", None, None)
+
+
+def test_a_sites_time_zone_and_its_place_are_set_apart(client: TestClient) -> None:
+    # As docs/analytics.md says to: {"timezone": ...} alone must not wipe the location impossible travel needs,
+    # and a place set as before (name and location) must not wipe the time zone the analytics count days in.
+    Chain(SITE, "riverside-box1").register(engine_of(client))
+    place = {"name": "Riverside Lyon", "latitude": 45.764, "longitude": 4.8357}
+
+    def put(body: dict[str, Any]) -> tuple[Any, ...]:
+        answer = client.put(f"/api/v1/sites/{SITE}", json=body, auth=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return tuple(answer.json()[name] for name in ("name", "latitude", "longitude", "timezone"))
+
+    assert put(place) == ("Riverside Lyon", 45.764, 4.8357, None)
+    assert put({"timezone": "Europe/Paris"}) == ("Riverside Lyon", 45.764, 4.8357, "Europe/Paris")
+    assert put({"name": "Riverside"}) == ("Riverside", None, None, "Europe/Paris")
+    assert put(place | {"timezone": "Europe/Lisbon"}) == ("Riverside Lyon", 45.764, 4.8357, "Europe/Lisbon")
+    assert put({"timezone": None}) == ("Riverside Lyon", 45.764, 4.8357, None)

@@ -21,6 +21,7 @@ from cloud.bundles import publish_draft
 from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
+from tests.support.hub_users import hq_actions
 from tests.support.waiting import wait_for
 from tests.unit.hub.factories import T0, Chain, sale_payload
 
@@ -96,15 +97,17 @@ def test_a_backtest_answers_202_and_polls_to_done_with_its_progress_and_figures(
     only = client.post("/api/v1/rules/backtest", json={"draft": BASE, **PERIOD, "sites": ["harbour"]}, auth=ADMIN)
     done = finished(client, only.json()["job_id"])
     assert done["progress"] == {"sales_done": 1, "sales_total": 1} and list(done["result"]["sites"]) == ["harbour"]
+    assert hq_actions(client.app.state.engine, "rules.") == [  # type: ignore[attr-defined]
+        ("rules.backtest", started["job_id"], "ada"), ("rules.backtest", only.json()["job_id"], "ada")]
 
 
 def test_an_invalid_draft_or_period_is_refused_by_field_without_echoing_values(client: TestClient) -> None:
     bad = {**BASE, "earning": [{"rule_id": "Tickets!", "kind": "popcorn", "basis_points": -5}]}
     answer = client.post("/api/v1/rules/backtest", json={"draft": bad, **PERIOD}, auth=ADMIN)
     assert answer.status_code == 422
-    assert {problem["loc"] for problem in answer.json()["detail"]} == {
+    assert {".".join(problem["loc"]) for problem in answer.json()["detail"]} == {
         "earning.0.rule_id", "earning.0.kind", "earning.0.basis_points"}
-    assert all(set(problem) == {"loc", "msg"} for problem in answer.json()["detail"])
+    assert all(set(problem) == {"loc", "msg", "type"} for problem in answer.json()["detail"])
     assert "Tickets!" not in answer.text and "popcorn" not in answer.text
 
     backwards = client.post("/api/v1/rules/backtest", json={"draft": BASE, "from": PERIOD["to"],
@@ -115,14 +118,15 @@ def test_an_invalid_draft_or_period_is_refused_by_field_without_echoing_values(c
                       auth=ADMIN)
     assert odd.status_code == 422 and secret not in odd.text
     assert client.post("/api/v1/rules/backtest", json={"draft": BASE, **PERIOD, "sites": ["dockside"]},
-                       auth=ADMIN).json()["detail"] == [{"loc": "sites.0", "msg": "site 'dockside' is not registered"}]
+                       auth=ADMIN).json()["detail"] == [
+                           {"loc": ["sites", "0"], "msg": "site 'dockside' is not registered", "type": "value_error"}]
 
 
-def test_only_admins_backtest_or_read_the_sponsors_bill_and_an_unknown_job_is_404(client: TestClient) -> None:
-    assert client.post("/api/v1/rules/backtest", json={"draft": BASE, **PERIOD}, auth=ANALYST).status_code == 403
+def test_admins_and_analysts_backtest_and_read_the_sponsors_bill_and_an_unknown_job_is_404(
+        client: TestClient) -> None:
     assert client.post("/api/v1/rules/backtest", json={"draft": BASE, **PERIOD}).status_code == 401
-    assert client.get("/api/v1/rules/sponsors", params=PERIOD, auth=ANALYST).status_code == 403
-    assert client.get("/api/v1/rules/backtest/" + "0" * 32, auth=ANALYST).status_code == 403
+    assert client.get("/api/v1/rules/sponsors", params=PERIOD, auth=ANALYST).status_code == 200
+    assert client.get("/api/v1/rules/backtest/" + "0" * 32, auth=ANALYST).status_code == 404
     missing = client.get("/api/v1/rules/backtest/" + "0" * 32, auth=ADMIN)
     assert missing.status_code == 404 and "no such backtest" in missing.json()["detail"]
 
@@ -138,7 +142,7 @@ def test_campaigns_naming_a_film_hall_or_site_the_hub_never_saw_are_refused_by_f
     assert "'Dnue'" in problems["campaigns.0.match.films.1"] and "`films`" in problems["campaigns.0.match.films.1"]
     assert "'7'" in problems["campaigns.0.match.halls.1"] and "'dockside'" in problems["campaigns.0.match.sites.1"]
     refused = client.post("/api/v1/rules/backtest", json={"draft": draft, **PERIOD}, auth=ADMIN)
-    assert refused.status_code == 422 and {p["loc"] for p in refused.json()["detail"]} == set(problems)
+    assert refused.status_code == 422 and {".".join(p["loc"]) for p in refused.json()["detail"]} == set(problems)
     assert client.post("/api/v1/rules", json=draft, auth=ADMIN).status_code == 422  # nor published
     fixed = {**draft, "campaigns": [{**CAMPAIGN, "match": {"films": ["dune", "Arrival"], "halls": ["1"],
                                                            "sites": ["riverside"]}}]}
@@ -172,9 +176,10 @@ def test_a_period_of_401_days_or_ending_2_days_from_now_is_refused_by_field_for_
                             (ahead, "`to` is at most one day after now"),
                             (backwards, "`to` must be after `from`")):
         refused = client.post("/api/v1/rules/backtest", json={"draft": BASE, **period}, auth=ADMIN)
-        assert refused.status_code == 422 and refused.json()["detail"] == [{"loc": "to", "msg": message}]
+        expected = [{"loc": ["to"], "msg": message, "type": "value_error"}]
+        assert refused.status_code == 422 and refused.json()["detail"] == expected
         bill = client.get("/api/v1/rules/sponsors", params=period, auth=ADMIN)
-        assert bill.status_code == 422 and bill.json()["detail"] == [{"loc": "to", "msg": message}]
+        assert bill.status_code == 422 and bill.json()["detail"] == expected
     year = {"from": "2024-02-02T00:00:00Z", "to": "2025-03-08T00:00:00Z"}  # 400 days
     soon = {"from": iso(now - timedelta(days=30)), "to": iso(now + timedelta(hours=23))}
     for period in (year, soon):

@@ -96,8 +96,8 @@ def test_a_corrupted_row_becomes_a_gap_with_its_reason_and_the_rows_after_it_syn
                 return device if device["backlog"] == 0 and device["lost_events"] == 1 and quarantined == 1 else None
 
             device = wait_for(reported, timeout=10, what="the box's heartbeat with no backlog")
-            page = client.get("/", auth=("ops", PASSWORD)).text
-        assert "riverside-box1: 1 lost event(s) (unreadable)" in page
+            page = client.get("/sites", auth=("ops", PASSWORD)).text
+        assert 'data-device="riverside-box1"' in page and "1 lost event(s) (unreadable)" in page
         assert journal.stats().quarantined == 1 and uplink.counters["lost_sent"] >= 1
     finally:
         agent.stop()

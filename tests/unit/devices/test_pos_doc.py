@@ -29,7 +29,7 @@ def test_every_marked_example_is_read() -> None:
     assert set(examples()) == {
         "sale", "request-hex", "answer-hex", "conflict", "empty", "wrong-till", "no-card",
         "redeem", "authorised", "declined", "sale-with-hold", "answer-redeemed", "cancel", "sale-benefits",
-        "answer-benefits", "sale-held", "refund", "refund-answer",
+        "answer-benefits", "sale-held", "refund", "refund-answer", "sale-feedback", "answer-feedback",
     }
 
 
@@ -80,7 +80,7 @@ def test_the_damaged_lrc_example_is_a_checksum_fault_and_the_cut_one_is_not() ->
     assert timeout is not None and timeout.kind == "timeout"
 
 
-@pytest.mark.parametrize("name", ["conflict", "empty", "wrong-till", "no-card"])
+@pytest.mark.parametrize("name", ["conflict", "empty", "wrong-till", "no-card", "answer-feedback"])
 def test_each_answer_example_is_in_the_exact_form_the_box_writes(name: str) -> None:
     payload = example_json(name)
     assert encode_answer(parse_answer(payload))[1:-2] == payload

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
 from cloud.auth import hash_password
-from cloud.db.sites import apply_status
+from cloud.db.sites import apply_status, set_place
 from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
@@ -61,21 +61,24 @@ def test_api_needs_valid_credentials(client: TestClient) -> None:
         assert client.get(path, auth=AUTH).status_code == 200
 
 
-def test_a_role_without_site_scoping_is_forbidden(client: TestClient) -> None:
-    # Site managers must see only their sites; until that scoping exists they see nothing.
+def test_a_site_manager_sees_only_their_sites(client: TestClient) -> None:
+    seed(client)
     with engine_of(client).begin() as conn:
-        add_user(
-            conn,
-            username="sam",
-            password_hash=hash_password("site manager pw"),
-            role="site_manager",
-            created_at=T0,
-        )
-    for path in ("/api/v1/sites", "/api/v1/stats/box-office?group_by=site", "/"):
-        response = client.get(path, auth=("sam", "site manager pw"))
-        assert response.status_code == 403, path
-        assert "'site_manager' is not supported yet" in response.json()["detail"]
-        assert client.get(path, auth=("sam", "wrong password")).status_code == 401
+        add_user(conn, username="sam", password_hash=hash_password("site manager pw"), role="site_manager",
+                 created_at=T0, sites=("site-a",))
+    sam = ("sam", "site manager pw")
+
+    sites = client.get("/api/v1/sites", auth=sam).json()
+    by_site = client.get("/api/v1/stats/box-office", params={"group_by": "site"}, auth=sam).json()
+    by_film = client.get("/api/v1/stats/box-office", params={"group_by": "film"}, auth=sam).json()
+    other = client.get("/api/v1/stats/box-office", params={"group_by": "film", "site": "site-b"}, auth=sam)
+
+    assert [site["site_id"] for site in sites] == ["site-a"]
+    assert [row["key"] for row in by_site] == ["site-a"]
+    assert [(row["key"], row["tickets"]) for row in by_film] == [("Dune", 6), ("Up", 1)]  # site-a's Up only
+    assert other.status_code == 403 and other.json() == {"detail": "this site is not one of yours"}
+    # The analyst, beside, sees both.
+    assert [site["site_id"] for site in client.get("/api/v1/sites", auth=AUTH).json()] == ["site-a", "site-b"]
 
 
 @pytest.mark.parametrize(
@@ -196,8 +199,8 @@ def test_sites_show_devices_freshness_and_chain(client: TestClient) -> None:
     assert (wiegand["kind"], wiegand["till"], wiegand["reads"], wiegand["errors"], wiegand["reopens"]) == (
         "wiegand", "t1", 38, {"parity": 3, "timeout": 1}, 2)
     assert wiegand["last_read_at"] is not None and sites[1]["devices"][0]["peripherals"] == []
-    page = client.get("/", auth=AUTH).text
-    assert "box-a: t1-wiegand down" in page and "t1-pos down" not in page
+    page = client.get("/sites", auth=AUTH).text
+    assert 'data-device="box-a"' in page and "t1-wiegand down" in page and "t1-pos down" not in page
 
 
 def test_healthz_without_ingest(client: TestClient) -> None:
@@ -230,16 +233,18 @@ def test_healthz_reports_an_unreachable_database(tmp_path: object) -> None:
     assert sites.status_code == 503
 
 
-def test_dashboard_shows_sites_and_escapes_hostile_names(client: TestClient) -> None:
-    seed(client, film_a="<script>alert('x')</script>")
+def test_dashboard_pages_escape_hostile_names(client: TestClient) -> None:
+    seed(client)
+    hostile = "<script>alert('x')</script>"
+    with engine_of(client).begin() as conn:
+        set_place(conn, site_id="site-a", name=hostile, latitude=None, longitude=None)
 
-    response = client.get("/", auth=AUTH)
-
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
-    page = response.text
-    assert '<meta http-equiv="refresh" content="5">' in page
-    assert "site-a" in page and "site-b" in page
-    assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
-    assert "93.50 EUR" in page  # site-a: 3 x (24.00 + 4.50) + 8.00
+    for path in ("/sites", "/box-office", "/reports"):
+        response = client.get(path, auth=AUTH)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/html")
+        page = response.text
+        assert "site-a" in page and "site-b" in page
+        assert "alert('x')" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page, path
+        # Scripts come from the hub's own files only (no inline script for an injection to hide in).
+        assert page.count("<script") == page.count('<script src="/static/'), path

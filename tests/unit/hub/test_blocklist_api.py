@@ -24,6 +24,7 @@ from cloud.settings import HubSettings
 from protocol.cards import CardScheme, card_token, printed_id
 from protocol.signing import verify_blocklist
 from tests.support.brokers import Mosquitto, free_port
+from tests.support.hub_users import hq_actions
 from tests.unit.hub.factories import T0
 from tests.unit.hub.test_blocklist import Retained
 
@@ -89,6 +90,10 @@ def test_listing_a_card_and_a_member_reaches_the_broker_signed_and_an_analyst_re
 
     removed = client.delete(f"/api/v1/blocklist/card/{FOB_TOKEN}", auth=ADMIN)
     assert removed.status_code == 200 and removed.json()["version"] == 3 and removed.json()["published"]
+    masked = f"card:{FOB_TOKEN[:8]}…"  # a card by its masked token in the HQ audit log
+    assert hq_actions(client.app.state.engine, "blocklist.") == [  # type: ignore[attr-defined]
+        ("blocklist.add", masked, "ada"), ("blocklist.add", f"member:{member_id}", "ada"),
+        ("blocklist.remove", masked, "ada")]
     reader = Retained(mosquitto.port)
     try:
         assert not reader.latest(3).lists(FOB_TOKEN, None)

@@ -83,19 +83,21 @@ def test_user_add_prompts_and_refuses_weak_passwords(env: dict[str, str]) -> Non
     assert bad_role.exit_code == 2
 
 
-def test_user_add_refuses_site_manager_with_one_line(env: dict[str, str]) -> None:
-    refused = CliRunner().invoke(
-        main,
-        ["user", "add", "sam", "--role", "site_manager", "--password-stdin"],
-        input="long enough pw\n",
-        env=env,
-    )
+def test_user_add_takes_a_site_manager_with_sites_only(env: dict[str, str]) -> None:
+    def add(*args: str) -> Result:
+        return CliRunner().invoke(main, ["user", "add", *args, "--password-stdin"], input="long enough pw\n", env=env)
+
+    no_site = add("sam", "--role", "site_manager")
+    analyst_with_site = add("ann", "--role", "analyst", "--site", "riverside")
+    bad_site = add("sam", "--role", "site_manager", "--site", "River Side")
+    added = add("sam", "--role", "site_manager", "--site", "riverside", "--site", "harbour")
     help_text = CliRunner().invoke(main, ["user", "add", "--help"]).output
 
-    assert refused.exit_code == 1
-    assert refused.output.startswith("Error: role 'site_manager' is not supported yet")
-    assert len(refused.output.strip().splitlines()) == 1
-    assert "--role [admin|analyst]" in help_text
+    assert no_site.exit_code == 1 and no_site.output == "Error: a site manager needs at least one site\n"
+    assert analyst_with_site.exit_code == 1 and "takes no sites" in analyst_with_site.output
+    assert bad_site.exit_code == 1 and len(bad_site.output.strip().splitlines()) == 1
+    assert added.exit_code == 0 and added.output == "user sam added with role site_manager for harbour, riverside\n"
+    assert "--role [admin|analyst|site_manager]" in help_text
 
 
 def test_bad_config_and_unreachable_database_fail_with_one_line() -> None:

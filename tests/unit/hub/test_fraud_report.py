@@ -25,6 +25,7 @@ from cloud.db.users import add_user
 from cloud.fraud.courier import Courier
 from cloud.fraud.report import daily_report, report_csv, safe_cell
 from cloud.settings import HubSettings, load_settings
+from tests.support.hub_users import hq_actions
 from tests.support.smtp_server import SmtpServer, attachments, body_text
 
 DAY = date(2025, 3, 14)
@@ -220,6 +221,9 @@ def test_the_api_gives_json_and_csv(client: TestClient) -> None:
     assert answer.headers["content-disposition"] == 'attachment; filename="fraud-daily-2025-03-14-lyon.csv"'
     rows = read_csv(answer.content.decode("utf-8-sig"))
     assert {row["site"] for row in rows} == {"lyon"} and len(rows) == 4 + 2 + 2
+    # The CSV is an export: in the HQ audit log (the JSON view is not).
+    assert hq_actions(client.app.state.engine, "export.") == [  # type: ignore[attr-defined]
+        ("export.fraud_daily", "2025-03-14", AUTH[0])]
 
 
 @pytest.mark.parametrize("params", [

@@ -20,6 +20,7 @@ from cloud.db.users import add_user
 from cloud.ingest.store import ingest_batch
 from cloud.settings import HubSettings
 from protocol.cards import CardScheme, card_token, printed_id
+from tests.support.hub_users import hq_actions
 from tests.unit.hub.factories import T0, Chain, sale_payload
 
 ADMIN = ("ada", "admin pass phrase")
@@ -150,6 +151,7 @@ def test_a_blocked_card_stays_on_the_member_and_boxes_get_it_as_blocked(client: 
         latest = conn.execute(sa.select(directory_changes.c.entry).where(directory_changes.c.card_token == token)
                               .order_by(directory_changes.c.version.desc())).scalars().first()
     assert latest["status"] == "blocked" and latest["member_id"] == member["member_id"]
+    assert hq_actions(engine_of(client), "member.")[-1] == ("member.card_state", member["member_id"], "ada")
 
 
 def test_erasure_destroys_the_key_forgets_the_cards_and_answers_as_erased(client: TestClient) -> None:
@@ -168,6 +170,8 @@ def test_erasure_destroys_the_key_forgets_the_cards_and_answers_as_erased(client
                                .where(directory_changes.c.card_token == token)).scalars().all()
     assert (row.wrapped_key, row.profile, row.phone_hash, row.email_hash, row.birthday_md) == (None,) * 5
     assert changes == [None]  # boxes are told to forget the card; no earlier entry of it is left to send
+    assert [action for action, target, _ in hq_actions(engine_of(client), "member.") if target == member_id] == [
+        "member.create", "member.erase"]
 
 
 def test_an_update_changes_the_profile_and_a_phone_search_follows(client: TestClient) -> None:

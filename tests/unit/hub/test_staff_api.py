@@ -23,6 +23,7 @@ from cloud.members.directory import changes_after
 from cloud.settings import HubSettings
 from protocol.cards import CardScheme, card_token, printed_id
 from protocol.signing import public_key_text
+from tests.support.hub_users import hq_actions
 from tests.unit.hub.factories import T0
 
 ADMIN = ("ada", "admin pass phrase")
@@ -89,6 +90,9 @@ def test_an_admin_creates_an_account_with_a_badge_and_a_linked_member_and_an_ana
     assert gone.status_code == 200 and gone.json()["badges"] == []
     assert client.delete("/api/v1/staff/c-7", auth=ADMIN).status_code == 204
     assert client.get("/api/v1/staff/c-7", auth=ADMIN).status_code == 404
+    assert hq_actions(engine_of(client), "staff.") == [
+        (action, "c-7", "ada") for action in ("staff.create", "staff.badge_add", "staff.update", "staff.badge_remove",
+                                              "staff.delete")]
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [

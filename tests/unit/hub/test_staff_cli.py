@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.bundles import create_signing_key, load_signing_key
 from cloud.cli import main
+from cloud.db.access_tables import hq_audit
 from cloud.db.devices import register_device
 from cloud.db.engine import make_engine, migrate
 from protocol.cards import CardScheme, card_token, printed_id
@@ -64,6 +66,19 @@ def test_staff_added_badged_listed_and_unbadged(env: dict[str, str]) -> None:
     assert removed.exit_code == 0 and "badge removed" in removed.output
     missing = runner.invoke(main, ["staff", "remove-badge", "c-7", FOB_TOKEN], env=env)
     assert missing.exit_code == 1 and "no such badge" in missing.output
+    assert audited(env) == [("staff.create", "c-7", "cli"), ("staff.update", "c-7", "cli"),
+                            ("staff.badge_add", "c-7", "cli"), ("staff.badge_remove", "c-7", "cli")]
+
+
+def audited(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The HQ audit log's (action, target, via), oldest first: what the operator's commands changed."""
+    engine = make_engine(env["MARQUEE_HUB_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(hq_audit.c.action, hq_audit.c.target, hq_audit.c.via).order_by(hq_audit.c.id))]
+    finally:
+        engine.dispose()
 
 
 def test_blocklist_added_published_listed_and_removed(env: dict[str, str], mosquitto: Mosquitto,
@@ -94,6 +109,8 @@ def test_blocklist_added_published_listed_and_removed(env: dict[str, str], mosqu
     removed = runner.invoke(main, ["blocklist", "remove", "card", FOB_TOKEN], env=env)
     assert removed.exit_code == 0 and f"blocklist version 2: card {FOB_TOKEN} removed" in removed.output
     assert "blocklist version 0" not in runner.invoke(main, ["blocklist", "list"], env=env).output
+    masked = f"card:{FOB_TOKEN[:8]}…"  # the audit log never holds a whole card token
+    assert audited(env) == [("blocklist.add", masked, "cli"), ("blocklist.remove", masked, "cli")]
 
 
 def test_blocklist_kept_but_not_published_when_the_broker_is_down(env: dict[str, str]) -> None:

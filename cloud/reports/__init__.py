@@ -1,0 +1,1 @@
+"""Periodic reports (monthly, quarterly, annual; CSV and XLSX) and the streaming transaction export."""
