@@ -93,6 +93,7 @@ def hub_holdings(hub: Hub) -> str:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # a file to grep; the refusals happen before the database
 def test_forgeries_are_refused_and_the_real_box_is_not_delayed(
     hub: Hub, make_site: Callable[..., Site], mosquitto: Mosquitto
 ) -> None:
@@ -140,6 +141,7 @@ def test_forgeries_are_refused_and_the_real_box_is_not_delayed(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # a file to grep; the refusals happen before the database
 def test_an_unregistered_box_creates_nothing_at_the_hub(hub: Hub, make_site: Callable[..., Site],
                                                         mosquitto: Mosquitto) -> None:
     stray = make_site("phantom", register=False)  # a real box, never registered
