@@ -259,14 +259,12 @@ class Demo:
         return count
 
     def add_catalogue(self, login: tuple[str, str]) -> tuple[str, str]:
-        """HQ names each site and its time zone and its halls' seats (what occupancy divides by), and adds a site
-        manager for the first site; returns that manager's login. No places: the simulated members visit every
-        site, which impossible travel would flag."""
+        """Each site's name, time zone and halls' seats (h1-h6, as simulated), and a site manager of the first site
+        (their login returned). No places: simulated members visit every site, which impossible travel would flag."""
         for (site, _), name in zip(SITES, SITE_NAMES, strict=True):
             self.api(login, "PUT", f"/api/v1/sites/{site}", {"name": name, "timezone": "Europe/Paris"})
-            for hall in range(1, 7):  # the simulated programme uses halls h1 to h6
-                self.api(login, "PUT", f"/api/v1/sites/{site}/halls/h{hall}", {"name": f"Hall {hall}",
-                                                                              "seats": 60 + 40 * hall})
+            for hall in range(1, 7):
+                self.api(login, "PUT", f"/api/v1/sites/{site}/halls/h{hall}", {"seats": 60 + 40 * hall})
         manager = ("manager-" + SITES[0][0], secrets.token_urlsafe(12))
         self.api(login, "POST", "/api/v1/users", {"username": manager[0], "password": manager[1],
                                                  "role": "site_manager", "sites": [SITES[0][0]]})

@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cloud.analytics.box_office import today_by_site
-from cloud.api.deps import EngineDep, PageViewerDep, SettingsDep
+from cloud.api.deps import EngineDep, PageViewerDep, SettingsDep, Viewer
 from cloud.db.sites import list_sites
 from cloud.web.pages import date_range, local_today, render, site_choices
 from protocol.ids import ID_PATTERN
@@ -51,12 +52,7 @@ def box_office(
     site: SiteParam = None,
 ) -> HTMLResponse:
     """Box office and occupancy charts by film, hall, day part, day and site, for a date range and a site."""
-    site = site or None
-    viewer.scope(site)
-    with engine.connect() as conn:
-        choices = site_choices(conn, sites=viewer.sites)
-        first, last = date_range(start, end, today=local_today(conn, sites=viewer.sites, now=datetime.now(UTC)))
-    return render(request, viewer, "box_office", start=first, end=last, site=site, site_choices=choices)
+    return _ranged(request, viewer, engine, "box_office", start, end, site)
 
 
 @router.get("/members")
@@ -75,12 +71,18 @@ def feedback(
     site: SiteParam = None,
 ) -> HTMLResponse:
     """NPS by site, film and hall, and the open complaints."""
+    return _ranged(request, viewer, engine, "feedback", start, end, site)
+
+
+def _ranged(request: Request, viewer: Viewer, engine: sa.Engine, page: str, start: date | None, end: date | None,
+            site: str | None) -> HTMLResponse:
+    """A page over a date range (default: the 30 days to the latest local day of the viewer's sites) and a site."""
     site = site or None
     viewer.scope(site)
     with engine.connect() as conn:
         choices = site_choices(conn, sites=viewer.sites)
         first, last = date_range(start, end, today=local_today(conn, sites=viewer.sites, now=datetime.now(UTC)))
-    return render(request, viewer, "feedback", start=first, end=last, site=site, site_choices=choices)
+    return render(request, viewer, page, start=first, end=last, site=site, site_choices=choices)
 
 
 @router.get("/sites")
