@@ -34,8 +34,12 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy protocol edge cloud
 
+# Two workers, one test file each at a time (a file's module fixtures run once): every test owns its broker,
+# ports, schema and folders. `make test PYTEST_WORKERS=0` runs the suite in one process.
+PYTEST_WORKERS ?= 2
+
 test: install system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 demo: install
 	sh deploy/debian-packages.sh demo

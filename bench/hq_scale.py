@@ -57,13 +57,15 @@ from cloud.db.users import add_user
 from protocol.account import Account
 
 CHECKS = (
-    ("sales", [f"SELECT sum(sales) FROM {table}" for table in ("sales_hourly", "sales_daily", "site_hourly",
-                                                                 "site_dayparts", "show_sales", "box_office")]),
-    ("tickets", [f"SELECT sum(tickets) FROM {table}" for table in ("sales_hourly", "sales_daily", "site_hourly",
-                                                                     "site_dayparts", "show_sales", "show_daily",
-                                                                     "show_dayparts", "box_office")]),
+    ("sales", [f"SELECT sum(sales) FROM {table}" for table in ("sales_hourly", "sales_daily", "sales_monthly",
+                                                                 "site_hourly", "site_dayparts", "show_sales",
+                                                                 "box_office")]),
+    ("tickets", [f"SELECT sum(tickets) FROM {table}" for table in ("sales_hourly", "sales_daily", "sales_monthly",
+                                                                     "site_hourly", "site_dayparts", "show_sales",
+                                                                     "show_daily", "show_monthly", "show_dayparts",
+                                                                     "box_office")]),
     ("shows", ["SELECT count(*) FROM show_sales", "SELECT sum(shows) FROM show_daily",
-               "SELECT sum(shows) FROM show_dayparts"]),
+               "SELECT sum(shows) FROM show_dayparts", "SELECT sum(shows) FROM show_monthly"]),
     ("member sales", ["SELECT sum(member_sales) FROM sales_daily", "SELECT sum(sales) FROM member_activity",
                       "SELECT sum(sales) FROM member_visits"]),
     ("visits", ["SELECT sum(visits) FROM member_activity", "SELECT count(*) FROM member_visits"]),

@@ -89,6 +89,7 @@ FROM (SELECT r.site, CAST(:first AS date) + r.d AS day, r.hall, r.slot,
 SUMS = ("sum(tickets) AS tickets, sum(ticket_revenue) AS ticket_revenue, sum(concession_revenue) AS "
         "concession_revenue, sum(items) AS concession_items, sum(sales) AS sales, sum(member_sales) AS member_sales")
 AMOUNT_COLUMNS = "tickets, ticket_revenue, concession_revenue, concession_items, sales, member_sales"
+ROLLUP_SUMS = ", ".join(f"sum({column})" for column in AMOUNT_COLUMNS.split(", "))
 SHOWTIME = f"((a.day + make_time({slot_hour('a.slot')}, (a.hall * 10) % 60, 0)) AT TIME ZONE s.tz)"
 SEED_SQL: tuple[tuple[str, str], ...] = (
     ("sites, halls, boxes", f"""
@@ -129,6 +130,9 @@ INSERT INTO sales_daily (site_id, day, film, hall, currency, {AMOUNT_COLUMNS})
 SELECT s.site_id, a.day, {title('a.film')}, a.hall::text, 'EUR', {AMOUNT_COLUMNS}
 FROM (SELECT site, day, film, hall, {SUMS} FROM _bench_agg GROUP BY site, day, film, hall) a
 JOIN _bench_sites s ON s.n = a.site ORDER BY a.day;
+INSERT INTO sales_monthly (site_id, month, film, hall, currency, {AMOUNT_COLUMNS})
+SELECT site_id, date_trunc('month', day)::date, film, hall, currency, {ROLLUP_SUMS} FROM sales_daily
+GROUP BY site_id, date_trunc('month', day)::date, film, hall, currency ORDER BY 2;
 INSERT INTO site_hourly (site_id, day, hour, currency, {AMOUNT_COLUMNS})
 SELECT s.site_id, a.day, a.hour, 'EUR', {AMOUNT_COLUMNS}
 FROM (SELECT site, day, hour, {SUMS} FROM _bench_agg GROUP BY site, day, hour) a JOIN _bench_sites s ON s.n = a.site
@@ -159,6 +163,9 @@ INSERT INTO show_daily (site_id, day, film, hall, shows, tickets)
 SELECT s.site_id, a.day, {title('a.film')}, a.hall::text, count(*), sum(a.tickets)
 FROM _bench_shows a JOIN _bench_sites s ON s.n = a.site GROUP BY s.site_id, a.day, a.film, a.hall
 ORDER BY a.day;
+INSERT INTO show_monthly (site_id, month, film, hall, shows, tickets)
+SELECT site_id, date_trunc('month', day)::date, film, hall, sum(shows), sum(tickets) FROM show_daily
+GROUP BY site_id, date_trunc('month', day)::date, film, hall ORDER BY 2;
 INSERT INTO show_dayparts (site_id, day, daypart, hall, shows, tickets)
 SELECT s.site_id, a.day, {day_part(slot_hour('a.slot'))}, a.hall::text, count(*), sum(a.tickets)
 FROM _bench_shows a JOIN _bench_sites s ON s.n = a.site GROUP BY 1, 2, 3, 4 ORDER BY 2;
@@ -280,9 +287,9 @@ FROM (SELECT s.site_id, s.n, g, CAST(:now AS timestamptz) - random() * interval 
 )
 STAGING_TABLES = ("_bench_sales", "_bench_agg", "_bench_shows", "_bench_visits", "_bench_mvis", "_bench_mact",
                   "_bench_msum", "_bench_mcamp", "_bench_mpref", "_bench_films", "_bench_sites")
-COUNTED = ("sites", "halls", "devices", "sales_hourly", "sales_daily", "site_hourly", "site_dayparts", "show_sales",
-           "show_daily", "show_dayparts", "box_office", "members", "member_cards", "member_activity", "member_visits",
-           "member_campaigns", "nps_daily", "complaints", "alerts")
+COUNTED = ("sites", "halls", "devices", "sales_hourly", "sales_daily", "sales_monthly", "site_hourly", "site_dayparts",
+           "show_sales", "show_daily", "show_monthly", "show_dayparts", "box_office", "members", "member_cards",
+           "member_activity", "member_visits", "member_campaigns", "nps_daily", "complaints", "alerts")
 
 
 def schema_url(schema: str) -> str:

@@ -6,11 +6,8 @@ import time
 from datetime import datetime
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.cli_support import cli_settings, migrate_db
-from cloud.db.engine import make_engine
-from cloud.errors import HubError
+from cloud.cli_support import cli_settings, hub_engine
 
 
 @click.group()
@@ -41,8 +38,6 @@ def rebuild(site: str | None, first: datetime | None, last: datetime | None) -> 
     if first is not None and last is not None and first > last:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     settings = cli_settings()
-    migrate_db(settings)
-    engine = make_engine(settings.database_url)
     started = time.monotonic()
     shown = [0.0]
 
@@ -51,7 +46,7 @@ def rebuild(site: str | None, first: datetime | None, last: datetime | None) -> 
             shown[0] = time.monotonic()
             click.echo(f"  {site_id}: {sales} sales read", err=True)
 
-    try:
+    with hub_engine(settings) as engine:
         with engine.connect() as conn:
             sites = site_ids(conn, site_id=site)
         total = 0
@@ -61,13 +56,6 @@ def rebuild(site: str | None, first: datetime | None, last: datetime | None) -> 
             total += done.sales
             again = " (read again under lock: its chain or time zone changed meanwhile)" if done.reread else ""
             click.echo(f"[{index}/{len(sites)}] {site_id}: {done.sales} sales, {done.rows} rollup rows{again}")
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise click.ClickException(f"database error: {reason}") from exc
-    finally:
-        engine.dispose()
     click.echo(f"rebuilt {len(sites)} site(s) from {total} sales in {time.monotonic() - started:.1f} s")
 
 
@@ -84,8 +72,6 @@ def rebuild_members_command() -> None:
     from cloud.analytics.members_rebuild import rebuild_members
 
     settings = cli_settings()
-    migrate_db(settings)
-    engine = make_engine(settings.database_url)
     started = time.monotonic()
     shown = [0.0]
 
@@ -94,13 +80,6 @@ def rebuild_members_command() -> None:
             shown[0] = time.monotonic()
             click.echo(f"  {sales} sales read", err=True)
 
-    try:
+    with hub_engine(settings) as engine:
         total = rebuild_members(engine, progress=progress)
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise click.ClickException(f"database error: {reason}") from exc
-    finally:
-        engine.dispose()
     click.echo(f"rebuilt the member analytics from {total} sales in {time.monotonic() - started:.1f} s")

@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.cli_support import cli_settings, migrate_db
-from cloud.db.engine import make_engine
+from cloud.cli_support import cli_settings, hub_engine
 from cloud.errors import HubError, MemberError
 
 CHUNK = 100
@@ -82,51 +80,45 @@ def members_import(csv_file: Path, dry_run: bool, encoding: str, card_kind: str 
         cards = card_context(settings.pepper, settings.card_em4100)
     except HubError as exc:
         raise click.ClickException(str(exc)) from exc
-    migrate_db(settings)
     total = count_rows(csv_file, encoding=encoding)
     counts = {"imported": 0, "skipped": 0, "refused": 0}
     refused: list[tuple[int, str]] = []
-    engine = make_engine(settings.database_url)
-    try:
-        with csv_file.open(encoding=encoding, newline="") as stream, \
-                click.progressbar(length=total, label="members", file=sys.stderr) as bar, engine.connect() as conn:
-            pending = 0
-            for row in read_members(stream, cards.scheme, default_card_kind=card_kind):  # type: ignore[arg-type]
-                if row.draft is None:
-                    if row.line > 1:
-                        bar.update(1)
-                    counts["refused"] += 1 if row.line > 1 else 0
-                    refused.append((row.line, "; ".join(row.problems)))
-                    continue
-                bar.update(1)
-                try:
-                    # A MemberError is raised before enrol writes anything: the transaction goes on. A dry
-                    # run only checks, so that it holds no lock ingest would wait on.
-                    if dry_run:
-                        check_enrol(conn, cards, row.draft)
-                    else:
-                        enrol(conn, vault, cards, row.draft, at=datetime.now(UTC), by="import")
-                except MemberError as exc:
-                    if exc.kind == "conflict" and str(exc).startswith("external_id"):
-                        counts["skipped"] += 1
-                    else:
-                        counts["refused"] += 1
-                        refused.append((row.line, str(exc)))
-                    continue
-                counts["imported"] += 1
-                pending += 1
-                if pending >= CHUNK and not dry_run:
-                    conn.commit()
-                    pending = 0
-            conn.commit()  # a dry run wrote nothing
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{csv_file} is not {encoding} text (byte {exc.start}); "
-                                   "give its encoding with --encoding") from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise click.ClickException(f"database error: {reason}") from exc
-    finally:
-        engine.dispose()
+    with hub_engine(settings) as engine:
+        try:
+            with csv_file.open(encoding=encoding, newline="") as stream, \
+                    click.progressbar(length=total, label="members", file=sys.stderr) as bar, engine.connect() as conn:
+                pending = 0
+                for row in read_members(stream, cards.scheme, default_card_kind=card_kind):  # type: ignore[arg-type]
+                    if row.draft is None:
+                        if row.line > 1:
+                            bar.update(1)
+                        counts["refused"] += 1 if row.line > 1 else 0
+                        refused.append((row.line, "; ".join(row.problems)))
+                        continue
+                    bar.update(1)
+                    try:
+                        # A MemberError is raised before enrol writes anything: the transaction goes on. A dry
+                        # run only checks, so that it holds no lock ingest would wait on.
+                        if dry_run:
+                            check_enrol(conn, cards, row.draft)
+                        else:
+                            enrol(conn, vault, cards, row.draft, at=datetime.now(UTC), by="import")
+                    except MemberError as exc:
+                        if exc.kind == "conflict" and str(exc).startswith("external_id"):
+                            counts["skipped"] += 1
+                        else:
+                            counts["refused"] += 1
+                            refused.append((row.line, str(exc)))
+                        continue
+                    counts["imported"] += 1
+                    pending += 1
+                    if pending >= CHUNK and not dry_run:
+                        conn.commit()
+                        pending = 0
+                conn.commit()  # a dry run wrote nothing
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{csv_file} is not {encoding} text (byte {exc.start}); "
+                                       "give its encoding with --encoding") from exc
     for line, problems in refused[:50]:
         click.echo(f"line {line}: {problems}", err=True)
     if len(refused) > 50:

@@ -15,11 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.cli_support import cli_settings, migrate_db
-from cloud.db.engine import make_engine
-from cloud.errors import HubError
+from cloud.cli_support import hub_engine
 from protocol.ids import is_valid_id
 
 if TYPE_CHECKING:  # the commands load the report modules (and FastAPI's) only when they run
@@ -49,18 +46,8 @@ def _operator() -> Operator:
 
 def _on_db(work: Callable[[sa.Engine], Any]) -> Any:
     """Run `work` with an engine over the configured (migrated) database; errors as one clear line."""
-    settings = cli_settings()
-    migrate_db(settings)
-    engine = make_engine(settings.database_url)
-    try:
+    with hub_engine() as engine:
         return work(engine)
-    except HubError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise click.ClickException(f"database error: {reason}") from exc
-    finally:
-        engine.dispose()
 
 
 def _write(output: Path, chunks: Any) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import click
@@ -34,14 +35,15 @@ def migrate_db(settings: HubSettings) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-def with_db(work: Callable[[sa.Connection], T]) -> T:
-    """Run `work` in one committed transaction on the configured (migrated) database."""
-    settings = cli_settings()
+@contextmanager
+def hub_engine(settings: HubSettings | None = None) -> Iterator[sa.Engine]:
+    """An engine over the configured database, migrated first and disposed afterwards; a HubError or a database
+    error in the block ends the command with one clear line."""
+    settings = settings or cli_settings()
     migrate_db(settings)
     engine = make_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
-            return work(conn)
+        yield engine
     except HubError as exc:
         raise click.ClickException(str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -49,3 +51,9 @@ def with_db(work: Callable[[sa.Connection], T]) -> T:
         raise click.ClickException(f"database error: {reason}") from exc
     finally:
         engine.dispose()
+
+
+def with_db(work: Callable[[sa.Connection], T]) -> T:
+    """Run `work` in one committed transaction on the configured (migrated) database."""
+    with hub_engine() as engine, engine.begin() as conn:
+        return work(conn)

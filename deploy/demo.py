@@ -378,8 +378,8 @@ def main() -> int:
             f"minutes at /api/v1/alerts (the day's report: /api/v1/reports/fraud-daily?day=YYYY-MM-DD)")
         for row in rows:
             say(f"  {row['key']}: {row['sales']} sales, {row['tickets']} tickets so far")
+        ready = True  # before the line: a Ctrl-C the moment it shows still gets the closing summary
         say(f"  Ready in {time.monotonic() - started:.1f}s. Logs and data in {args.workdir}. Ctrl-C stops it all.")
-        ready = True
         if not args.exit_when_ready:
             while True:
                 time.sleep(3600)

@@ -11,8 +11,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from cloud.analytics.dayparts import DAY_PART_NAMES
+from cloud.analytics.grains import ranged, site_in
 from cloud.analytics.localtime import site_zones
-from cloud.db.analytics_tables import AMOUNTS, sales_daily, site_dayparts, site_hourly
+from cloud.db.analytics_tables import AMOUNTS, sales_daily, sales_monthly, site_dayparts, site_hourly
 
 BoxOfficeGroup = Literal["site", "film", "hall", "day", "hour", "daypart", "weekday"]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -63,13 +64,15 @@ def box_office(conn: sa.Connection, *, group: BoxOfficeGroup, sites: frozenset[s
     """Sums over local days first..last (inclusive) of `sites` (None: every site), by `group` and currency.
 
     Site, day, weekday and day part read `site_dayparts`; film and hall `sales_daily`; hour `site_hourly`:
-    a few rows per site and day each. Sorted by key (hours, day parts and weekdays in their day's order)."""
+    a few rows per site and day each. Site, film and hall read a range's whole months from
+    `sales_monthly`. Sorted by key (hours, day parts and weekdays in their day's order)."""
     table = {"film": sales_daily, "hall": sales_daily, "hour": site_hourly}.get(group, site_dayparts)
     names = {"site": ("site_id",), "hall": ("site_id", "hall"), "weekday": ("day",)}.get(group, (group,))
-    columns = [table.c[name] for name in names]
-    stmt = (sa.select(*columns, table.c.currency, *[sa.func.sum(table.c[name]).label(name) for name in AMOUNTS])
-            .where(table.c.day >= first, table.c.day <= last, *_sites(table, sites))
-            .group_by(*columns, table.c.currency))
+    source = ranged(first, last, daily=table, monthly=sales_monthly if group in ("site", "film", "hall") else None,
+                    columns=(*names, "currency"), sums=AMOUNTS, sites=sites)
+    columns = [source.c[name] for name in names]
+    stmt = (sa.select(*columns, source.c.currency, *[sa.func.sum(source.c[name]).label(name) for name in AMOUNTS])
+            .group_by(*columns, source.c.currency))
     rows = [_box_row(group, row) for row in conn.execute(stmt)]
     if group == "weekday":
         rows = _merged(rows)
@@ -82,7 +85,7 @@ def film_days(conn: sa.Connection, *, film: str, sites: frozenset[str] | None, f
     """A film's sums by local day (of the sale) and currency, from `sales_daily`."""
     table = sales_daily
     stmt = (sa.select(table.c.day, table.c.currency, *[sa.func.sum(table.c[name]).label(name) for name in AMOUNTS])
-            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *_sites(table, sites))
+            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *site_in(table, sites))
             .group_by(table.c.day, table.c.currency).order_by(table.c.day, table.c.currency))
     return [_box_row("day", row) for row in conn.execute(stmt)]
 
@@ -99,7 +102,7 @@ def today_by_site(conn: sa.Connection, *, sites: frozenset[str] | None, now: dat
     stmt = (sa.select(table.c.site_id, table.c.day, table.c.currency,
                       *[sa.func.sum(table.c[name]).label(name)
                         for name in ("tickets", "ticket_revenue", "concession_revenue", "sales")])
-            .where(table.c.day.in_(sorted(set(today.values()))), *_sites(table, sites))
+            .where(table.c.day.in_(sorted(set(today.values()))), *site_in(table, sites))
             .group_by(table.c.site_id, table.c.day, table.c.currency))
     found: dict[str, list[SiteToday]] = {}
     for row in conn.execute(stmt):
@@ -113,10 +116,6 @@ def today_by_site(conn: sa.Connection, *, sites: frozenset[str] | None, now: dat
         rows = sorted(found.get(site_id, []), key=lambda each: each.currency)
         result.extend(rows or [SiteToday(site_id, name, today[site_id], "", 0, 0, 0, 0)])
     return result
-
-
-def _sites(table: sa.Table, sites: frozenset[str] | None) -> list[sa.ColumnElement[bool]]:
-    return [] if sites is None else [table.c.site_id.in_(sorted(sites))]
 
 
 def _box_row(group: str, row: Any) -> BoxOfficeRow:

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from cloud.analytics.dayparts import DAY_PART_NAMES
-from cloud.db.analytics_tables import halls, show_daily, show_dayparts, show_sales
+from cloud.analytics.grains import reads, site_in
+from cloud.db.analytics_tables import halls, show_daily, show_dayparts, show_monthly, show_sales
 
 OccupancyGroup = Literal["show", "film", "hall", "daypart", "site", "day"]
 
@@ -52,19 +53,21 @@ def occupancy(conn: sa.Connection, *, group: OccupancyGroup, sites: frozenset[st
         return _shows(conn, sites=sites, first=first, last=last, limit=limit)
     table = show_dayparts if group == "daypart" else show_daily
     names = {"site": ("site_id",), "hall": ("site_id", "hall")}.get(group, (group,))
-    inner = [table.c[name] for name in dict.fromkeys(("site_id", "hall", *names))]
-    in_range = [table.c.day >= first, table.c.day <= last, *_sites(table, sites)]
-    if group == "day":  # the rows are days already: nothing to sum first
-        per_hall = sa.select(*inner, table.c.shows, table.c.tickets).where(*in_range).subquery()
-    else:  # summed by hall first, then joined with the catalogue: the join sees a few rows per hall, not per day
-        per_hall = (sa.select(*inner, sa.func.sum(table.c.shows).label("shows"),
-                              sa.func.sum(table.c.tickets).label("tickets"))
-                    .where(*in_range).group_by(*inner).subquery())
-    columns = [per_hall.c[name] for name in names]
-    stmt = (sa.select(*columns, *_measures(per_hall.c.shows, per_hall.c.tickets))
-            .select_from(per_hall.outerjoin(halls, sa.and_(halls.c.site_id == per_hall.c.site_id,
-                                                           halls.c.hall == per_hall.c.hall)))
-            .group_by(*columns))
+    # Each table read is joined with the catalogue and summed by the group on its own (a few hundred rows at
+    # most), then the parts are summed: no grouping by hall and film over a year of rows first.
+    parts = [sa.select(*[read.c[name] for name in names], *_measures(read.c.shows, read.c.tickets))
+             .select_from(read.outerjoin(halls, sa.and_(halls.c.site_id == read.c.site_id,
+                                                        halls.c.hall == read.c.hall)))
+             .where(*where).group_by(*[read.c[name] for name in names])
+             for read, where in reads(first, last, daily=table, sites=sites,
+                                      monthly=show_monthly if group in ("film", "hall", "site") else None)]
+    if len(parts) == 1:
+        stmt = parts[0]
+    else:
+        union = sa.union_all(*parts).subquery()
+        stmt = (sa.select(*[union.c[name] for name in names],
+                          *[sa.func.sum(union.c[name]).label(name) for name in MEASURES])
+                .group_by(*[union.c[name] for name in names]))
     rows = [_row(group, row) for row in conn.execute(stmt)]
     return sorted(rows, key=_order(group))
 
@@ -76,7 +79,7 @@ def film_show_days(conn: sa.Connection, *, film: str, sites: frozenset[str] | No
     stmt = (sa.select(table.c.day, *_measures(table.c.shows, table.c.tickets))
             .select_from(table.outerjoin(halls, sa.and_(halls.c.site_id == table.c.site_id,
                                                         halls.c.hall == table.c.hall)))
-            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *_sites(table, sites))
+            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *site_in(table, sites))
             .group_by(table.c.day).order_by(table.c.day))
     return [_row("day", row) for row in conn.execute(stmt)]
 
@@ -92,7 +95,7 @@ def _shows(conn: sa.Connection, *, sites: frozenset[str] | None, first: date, la
     latest = datetime.combine(last + timedelta(days=2), time(0), tzinfo=UTC)
     per_show = (sa.select(*columns, tickets.label("tickets"))
                 .where(table.c.showtime >= earliest, table.c.showtime < latest, table.c.show_day >= first,
-                       table.c.show_day <= last, *_sites(table, sites))
+                       table.c.show_day <= last, *site_in(table, sites))
                 .group_by(*columns).order_by(*columns).limit(limit).subquery())
     stmt = (sa.select(per_show, halls.c.seats)
             .select_from(per_show.outerjoin(halls, sa.and_(halls.c.site_id == per_show.c.site_id,
@@ -111,6 +114,9 @@ def _shows(conn: sa.Connection, *, sites: frozenset[str] | None, first: date, la
     return result
 
 
+MEASURES = ("shows", "tickets", "seats", "seated_tickets", "shows_without_capacity")
+
+
 def _measures(shows: sa.ColumnElement[Any], tickets: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
     known = halls.c.seats.is_not(None)
     return [
@@ -120,10 +126,6 @@ def _measures(shows: sa.ColumnElement[Any], tickets: sa.ColumnElement[Any]) -> l
         sa.func.sum(sa.case((known, tickets), else_=0)).label("seated_tickets"),
         sa.func.sum(sa.case((known, 0), else_=shows)).label("shows_without_capacity"),
     ]
-
-
-def _sites(table: sa.Table, sites: frozenset[str] | None) -> list[sa.ColumnElement[bool]]:
-    return [] if sites is None else [table.c.site_id.in_(sorted(sites))]
 
 
 def _row(group: str, row: Any) -> OccupancyRow:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from cloud.analytics.grains import refresh_months
 from cloud.analytics.localtime import sale_time, site_zone
 from cloud.analytics.rollups import SALES_GRAINS, SHOW_GRAINS, SHOW_KEY, show_grains
 from cloud.analytics.sale_deltas import Deltas
@@ -97,8 +98,8 @@ def rebuild_site(engine: sa.Engine, *, site_id: str, first: date | None = None, 
 
 def replace_days(conn: sa.Connection, *, site_id: str, deltas: Deltas, first: date | None,
                  last: date | None) -> int:
-    """Replace the site's rollup rows of days first..last with `deltas` (rows of other days are ignored); the
-    number of rows written."""
+    """Replace the site's rollup rows of days first..last with `deltas` (rows of other days are ignored), then sum
+    the months they touch from the daily rows again; the number of rows written."""
     def within(day: date) -> bool:
         return (first is None or day >= first) and (last is None or day <= last)
 
@@ -118,7 +119,7 @@ def replace_days(conn: sa.Connection, *, site_id: str, deltas: Deltas, first: da
         conn.execute(sa.delete(table).where(table.c.site_id == site_id, *_range(table.c.day, first, last)))
         written += _insert(conn, table, ({**dict(zip(key, each, strict=True)), "shows": grain[each][0],
                                           "tickets": grain[each][1]} for each in sorted(grain)))
-    return written
+    return written + refresh_months(conn, site_id=site_id, first=first, last=last)
 
 
 class _Scan:

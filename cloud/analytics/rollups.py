@@ -13,6 +13,11 @@ chain-wide grain may hold a few tens of rows per site and day. Hence one grain p
 | show_sales | site, hall, showtime, film, currency (+ show day, hour) | occupancy per show |
 | show_daily | site, show day, film, hall: shows, tickets | occupancy by film, hall, site, day |
 | show_dayparts | site, show day, day part, hall: shows, tickets | occupancy by day part |
+| sales_monthly | site, sale month, film, hall, currency | whole months of box office by film, hall, site; reports |
+| show_monthly | site, show month, film, hall: shows, tickets | whole months of occupancy by film, hall, site; reports |
+
+The month grains are the daily ones summed by month (`cloud.analytics.grains`): a year by film reads 11 month
+rows and 31 day rows per film and hall, not 365.
 
 Seats are never copied into a rollup: occupancy joins `halls` when read (the occupancy rollups keep the hall),
 so a corrected seat count applies to every past show at once. A show (a film in a hall at a start time) counts
@@ -35,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.analytics.dayparts import day_part
+from cloud.analytics.grains import fold_months
 from cloud.analytics.localtime import sale_time, site_zone
 from cloud.analytics.sale_deltas import Amounts, Deltas, ShowAmounts, ShowKey
 from cloud.db.analytics_tables import (
@@ -42,8 +48,10 @@ from cloud.db.analytics_tables import (
     SHOW_AMOUNTS,
     sales_daily,
     sales_hourly,
+    sales_monthly,
     show_daily,
     show_dayparts,
+    show_monthly,
     show_sales,
     site_dayparts,
     site_hourly,
@@ -69,6 +77,8 @@ SHOW_GRAINS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
 )
 ShowCounts = dict[tuple[str, date, str, str], list[int]]
 """A show grain's rows: key -> [shows, tickets]."""
+SALES_MONTH_KEY = ("site_id", "month", "film", "hall", "currency")
+SHOW_MONTH_KEY = ("site_id", "month", "film", "hall")
 
 
 def add_sales(conn: sa.Connection, *, stored: Sequence[tuple[Event, object]], site_id: str,
@@ -106,8 +116,15 @@ def write_deltas(conn: sa.Connection, deltas: Deltas, *, sign: int = 1) -> None:
         rows: Mapping[Any, Amounts] = getattr(deltas, attr)
         upsert_add(conn, table, [_row(key, each, rows[each].values(sign)) for each in sorted(rows)], key=key,
                    add=AMOUNTS)
+    months = {key: _summed(days) for key, days in fold_months(deltas.daily).items()}
+    upsert_add(conn, sales_monthly, [_row(SALES_MONTH_KEY, each, months[each].values(sign))
+                                     for each in sorted(months)], key=SALES_MONTH_KEY, add=AMOUNTS)
     counted = _write_show_sales(conn, deltas.shows, sign)
-    for (table, key), grain in zip(SHOW_GRAINS, show_grains(deltas.shows, counted, sign), strict=True):
+    daily, parts = show_grains(deltas.shows, counted, sign)
+    show_months = {key: [sum(row[0] for row in days), sum(row[1] for row in days)]
+                   for key, days in fold_months(daily).items()}
+    for table, key, grain in ((*SHOW_GRAINS[0], daily), (*SHOW_GRAINS[1], parts),
+                              (show_monthly, SHOW_MONTH_KEY, show_months)):
         upsert_add(conn, table, [_row(key, each, {"shows": grain[each][0], "tickets": grain[each][1]})
                                  for each in sorted(grain)], key=key, add=SHOW_AMOUNTS)
         if sign < 0:
@@ -115,6 +132,7 @@ def write_deltas(conn: sa.Connection, deltas: Deltas, *, sign: int = 1) -> None:
     if sign < 0:
         for table, key, attr in SALES_GRAINS:
             _delete_empty(conn, table, key, getattr(deltas, attr), AMOUNTS)
+        _delete_empty(conn, sales_monthly, SALES_MONTH_KEY, months, AMOUNTS)
 
 
 def show_grains(shows: Mapping[ShowKey, ShowAmounts], counted: Mapping[ShowKey, int],
@@ -173,6 +191,13 @@ def _delete_empty(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], ro
         conn.execute(sa.delete(table).where(
             sa.tuple_(*[table.c[column] for column in key]).in_(keys[start:start + 500]),
             *[table.c[column] == 0 for column in amounts]))
+
+
+def _summed(rows: Sequence[Amounts]) -> Amounts:
+    total = Amounts()
+    for row in rows:
+        total.add(row)
+    return total
 
 
 def _row(columns: tuple[str, ...], key: tuple[Any, ...], values: Mapping[str, int]) -> dict[str, Any]:

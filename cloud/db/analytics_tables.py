@@ -131,3 +131,29 @@ show_dayparts = sa.Table(
     *_amounts(SHOW_AMOUNTS),
     sa.Index("ix_show_dayparts_day", "day"),
 )
+
+# The month grains: `sales_daily` and `show_daily` summed by the local month (its first day). A range's whole
+# months read these (a year is twelve rows per film and hall, not 365), its other days the daily grains
+# (`cloud.analytics.grains`). Kept on ingest beside the daily rows; a rebuild sums them from the daily rows again.
+sales_monthly = sa.Table(
+    "sales_monthly",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("film", sa.String(120), primary_key=True),
+    sa.Column("hall", sa.String(64), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    *_amounts(),
+    sa.Index("ix_sales_monthly_month", "month"),
+)
+
+show_monthly = sa.Table(
+    "show_monthly",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("film", sa.String(120), primary_key=True),
+    sa.Column("hall", sa.String(64), primary_key=True),
+    *_amounts(SHOW_AMOUNTS),
+    sa.Index("ix_show_monthly_month", "month"),
+)

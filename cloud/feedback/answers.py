@@ -16,14 +16,14 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.analytics.localtime import site_zone
 from cloud.db.feedback_tables import complaints, feedback_answers
-from cloud.db.schema import rule_bundles, sites
 from cloud.feedback.alerts import Scores, raise_low_score
 from cloud.feedback.complaints import open_complaint, response_hours
 from cloud.feedback.nps import add_answer
 from cloud.feedback.sealing import CommentSeal
 from cloud.feedback.tickets import find_ticket
-from protocol.calendar import known_zone, local_day
+from protocol.calendar import local_day
 
 State = Literal["open", "answered", "unknown", "closed"]
 
@@ -69,7 +69,7 @@ def store_answer(conn: sa.Connection, *, site_id: str, code: str, answer: Answer
     show = ticket.showtime or ticket.sold_at
     if at > show + window:
         return Outcome("closed")
-    day = local_day(show, site_zone(conn, site_id=site_id))
+    day = local_day(show, site_zone(conn, site_id=site_id).key)
     sealed, wrapped = seal.seal(code=code, text=answer.comment) if seal and answer.comment else (None, None)
     scores = answer.scores
     values = {"code": code, "site_id": site_id, "film": ticket.film, "hall": ticket.hall, "day": day,
@@ -93,15 +93,6 @@ def store_answer(conn: sa.Connection, *, site_id: str, code: str, answer: Answer
                                    hall=ticket.hall, device_id=ticket.device_id, seq=ticket.seq,
                                    complaint=answer.complaint, at=at)
     return Outcome("open", int(answer_id), complaint_id, alert_id)
-
-
-def site_zone(conn: sa.Connection, *, site_id: str) -> str:
-    """The site's time zone: its own, else the running rule bundle's, else UTC."""
-    zone = conn.execute(sa.select(sites.c.timezone).where(sites.c.site_id == site_id)).scalar()
-    if not zone:
-        zone = conn.execute(sa.select(rule_bundles.c.body["timezone"].as_string())
-                            .order_by(rule_bundles.c.version.desc()).limit(1)).scalar()
-    return zone if isinstance(zone, str) and known_zone(zone) else "UTC"
 
 
 def list_answers(conn: sa.Connection, *, sites: frozenset[str] | None, since: datetime | None = None,

@@ -1,5 +1,6 @@
-"""The occupancy section, from the `show_daily` rollup (shows and tickets by each show's local day) and the halls
-catalogue (seats are joined when read, so a corrected seat count applies to every past show)."""
+"""The occupancy section, from the `show_daily` and `show_monthly` rollups (shows and tickets by each show's local
+day and month) and the halls catalogue (seats are joined when read, so a corrected seat count applies to every
+past show)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from cloud.api.deps import site_filter
-from cloud.db.analytics_tables import halls, show_daily
+from cloud.analytics.grains import ranged
+from cloud.db.analytics_tables import SHOW_AMOUNTS, halls, show_daily, show_monthly
 from cloud.reports.model import Occupancy, OccupancyLine
 
 
@@ -39,15 +40,15 @@ class _Sums:
 
 def _halls(conn: sa.Connection, *, first: date, last: date,
            sites: frozenset[str] | None) -> list[tuple[str, str, str | None, int | None, _Sums]]:
-    query = (sa.select(show_daily.c.site_id, show_daily.c.hall, halls.c.name, halls.c.seats,
-                       sa.func.sum(show_daily.c.shows).label("shows"),
-                       sa.func.sum(show_daily.c.tickets).label("tickets"))
-             .select_from(show_daily.outerjoin(halls, sa.and_(halls.c.site_id == show_daily.c.site_id,
-                                                                halls.c.hall == show_daily.c.hall)))
-             .where(show_daily.c.day >= first, show_daily.c.day <= last, show_daily.c.hall != "",
-                    site_filter(show_daily.c.site_id, sites))
-             .group_by(show_daily.c.site_id, show_daily.c.hall, halls.c.name, halls.c.seats)
-             .order_by(show_daily.c.site_id, show_daily.c.hall))
+    source = ranged(first, last, daily=show_daily, monthly=show_monthly, columns=("site_id", "hall"),
+                    sums=SHOW_AMOUNTS, sites=sites)
+    query = (sa.select(source.c.site_id, source.c.hall, halls.c.name, halls.c.seats,
+                       sa.func.sum(source.c.shows).label("shows"), sa.func.sum(source.c.tickets).label("tickets"))
+             .select_from(source.outerjoin(halls, sa.and_(halls.c.site_id == source.c.site_id,
+                                                            halls.c.hall == source.c.hall)))
+             .where(source.c.hall != "")
+             .group_by(source.c.site_id, source.c.hall, halls.c.name, halls.c.seats)
+             .order_by(source.c.site_id, source.c.hall))
     lines = []
     for row in conn.execute(query):
         count, tickets = int(row.shows or 0), int(row.tickets or 0)

@@ -1,4 +1,5 @@
-"""The box office and concessions sections, from the `sales_daily` rollup (by each site's local day).
+"""The box office and concessions sections, from the `sales_daily` and `sales_monthly` rollups (by each site's
+local day and month).
 
 One grouped query per view (by site, by film) over the period's days; totals are the sum of the by-site lines,
 so the two always agree.
@@ -7,58 +8,44 @@ so the two always agree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
 from datetime import date
 from typing import Literal
 
 import sqlalchemy as sa
 
-from cloud.api.deps import site_filter
-from cloud.db.analytics_tables import sales_daily
+from cloud.analytics.grains import ranged
+from cloud.analytics.sale_deltas import Amounts
+from cloud.db.analytics_tables import AMOUNTS, sales_daily, sales_monthly
 from cloud.reports.model import BoxOffice, BoxOfficeLine, ConcessionLine, Concessions
 
 TOP_FILMS = 10
 
 
-@dataclass(slots=True)
-class SalesSums:
-    """What the rollup adds up, for one key and currency."""
-
-    tickets: int = 0
-    ticket_revenue: int = 0
-    concession_revenue: int = 0
-    concession_items: int = 0
-    sales: int = 0
-    member_sales: int = 0
-
-    def add(self, other: SalesSums) -> None:
-        for each in fields(self):
-            setattr(self, each.name, getattr(self, each.name) + getattr(other, each.name))
-
-
-Sums = dict[tuple[str, str], SalesSums]
+Sums = dict[tuple[str, str], Amounts]
 """(site id or film, currency) -> sums."""
 
 
 def sales_sums(conn: sa.Connection, *, first: date, last: date, sites: frozenset[str] | None,
                by: Literal["site", "film"]) -> Sums:
-    """The rollup's sums over local days first..last at `sites` (None: every site), by site or by film."""
-    key = sales_daily.c.site_id if by == "site" else sales_daily.c.film
-    names = [each.name for each in fields(SalesSums)]
-    query = (sa.select(key.label("key"), sales_daily.c.currency,
-                       *[sa.func.coalesce(sa.func.sum(sales_daily.c[name]), 0).label(name) for name in names])
-             .where(sales_daily.c.day >= first, sales_daily.c.day <= last,
-                    site_filter(sales_daily.c.site_id, sites))
-             .group_by(key, sales_daily.c.currency))
-    return {(row.key, row.currency): SalesSums(*(int(row._mapping[name]) for name in names))
+    """The rollup's sums over local days first..last at `sites` (None: every site), by site or by film (whole
+    months from `sales_monthly`)."""
+    by_column = {"site": "site_id", "film": "film"}
+    names = AMOUNTS
+    source = ranged(first, last, daily=sales_daily, monthly=sales_monthly, columns=(by_column[by], "currency"),
+                    sums=names, sites=sites)
+    key = source.c[by_column[by]]
+    query = (sa.select(key.label("key"), source.c.currency,
+                       *[sa.func.coalesce(sa.func.sum(source.c[name]), 0).label(name) for name in names])
+             .group_by(key, source.c.currency))
+    return {(row.key, row.currency): Amounts(*(int(row._mapping[name]) for name in names))
             for row in conn.execute(query)}
 
 
-def per_currency(sums: Sums) -> dict[str, SalesSums]:
+def per_currency(sums: Sums) -> dict[str, Amounts]:
     """The sums added up per currency."""
-    totals: dict[str, SalesSums] = {}
+    totals: dict[str, Amounts] = {}
     for (_, currency), each in sorted(sums.items()):
-        totals.setdefault(currency, SalesSums()).add(each)
+        totals.setdefault(currency, Amounts()).add(each)
     return totals
 
 
@@ -66,13 +53,13 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _box_line(sums: SalesSums, currency: str, *, site_id: str | None = None, film: str | None = None) -> BoxOfficeLine:
+def _box_line(sums: Amounts, currency: str, *, site_id: str | None = None, film: str | None = None) -> BoxOfficeLine:
     return BoxOfficeLine(site_id=site_id, film=film, currency=currency, tickets=sums.tickets,
                          ticket_revenue=sums.ticket_revenue, sales=sums.sales,
                          average_ticket_price=_ratio(sums.ticket_revenue, sums.tickets))
 
 
-def _concession_line(sums: SalesSums, currency: str, *, site_id: str | None = None) -> ConcessionLine:
+def _concession_line(sums: Amounts, currency: str, *, site_id: str | None = None) -> ConcessionLine:
     return ConcessionLine(site_id=site_id, currency=currency, concession_revenue=sums.concession_revenue,
                           concession_items=sums.concession_items, tickets=sums.tickets, sales=sums.sales,
                           attach_rate=_ratio(sums.concession_items, sums.tickets),

@@ -23,10 +23,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cloud.analytics.localtime import site_zone
 from cloud.api.login_guard import client_key
 from cloud.db.schema import sites
 from cloud.feedback.alerts import Scores
-from cloud.feedback.answers import AnswerIn, Outcome, State, site_zone, store_answer, ticket_state
+from cloud.feedback.answers import AnswerIn, Outcome, State, store_answer, ticket_state
 from cloud.feedback.categories import CATEGORIES, Category
 from cloud.feedback.limits import FormLimits
 from cloud.feedback.sealing import MAX_COMMENT, CommentSeal, app_seal
@@ -176,7 +177,7 @@ def _view(engine: sa.Engine, site_id: str, code: str, window: timedelta, now: da
         state, ticket = ticket_state(conn, site_id=site_id, code=code, window=window, at=now)
         if state != "open" or ticket is None:
             return FormView(state, name)
-        zone = site_zone(conn, site_id=site_id)
+        zone = site_zone(conn, site_id=site_id).key
     show_at = ticket.showtime or ticket.sold_at
     show = local(ticket.showtime, zone).strftime("%a %d %b, %H:%M") if ticket.showtime else None
     closes = local(show_at + window, zone).strftime("%d %B %Y")

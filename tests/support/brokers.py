@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,12 +14,26 @@ from pathlib import Path
 
 from tests.support.waiting import wait_for
 
+# Under pytest-xdist each worker hands out ports from its own block below Linux's ephemeral range (32768 and up),
+# so two workers never pick the same port between its probe and the process that binds it, and no outgoing
+# connection's ephemeral port takes it either.
+_BLOCK = 2500
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 5
+_next_port = itertools.count(20000 + _WORKER * _BLOCK + random.randrange(_BLOCK))
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nobody listens on right now, from this test worker's own block."""
+    base = 20000 + _WORKER * _BLOCK
+    for _ in range(_BLOCK):
+        port = base + (next(_next_port) - base) % _BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this test worker's block")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.access.audit import record_action
 from cloud.api.deps import EngineDep, SettingsDep, Viewer, ViewerDep
 from cloud.api.routes.feedback_answers import AnswerOut, answer_out, record_comments_read
+from cloud.db.schema import sites
 from cloud.feedback.answers import answer_of
 from cloud.feedback.categories import Category
 from cloud.feedback.complaints import (
@@ -162,13 +163,16 @@ def complaints(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={
-    422: {"description": "A field is out of range, or the owner is no active user who sees the site."}})
+    422: {"description": "A field is out of range, the site is unknown, or the owner is no active user who sees "
+                         "the site."}})
 def create(body: ComplaintIn, request: Request, engine: EngineDep, settings: SettingsDep,
            viewer: ViewerDep) -> ComplaintDetailOut:
     """Open a complaint for a site (a site manager: for their sites), its deadline by its category."""
     viewer.check_site(body.site_id)
     now = datetime.now(UTC)
     with engine.begin() as conn:
+        if conn.execute(sa.select(sites.c.site_id).where(sites.c.site_id == body.site_id)).first() is None:
+            raise HTTPException(422, [{"loc": ["body", "site_id"], "msg": "no such site"}])
         _check_owner(conn, body.owner, body.site_id)
         complaint_id = open_complaint(
             conn, site_id=body.site_id, category=body.category, source="hq", at=now, by=viewer.username,

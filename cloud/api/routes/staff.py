@@ -108,8 +108,11 @@ def _sees(viewer: Viewer, member: store.StaffMember) -> bool:
     return viewer.sites is None or not member.sites or bool(viewer.sites & set(member.sites))
 
 
-def _out(member: store.StaffMember) -> StaffOut:
-    return StaffOut(staff_id=member.staff_id, role=member.role, status=member.status, sites=member.sites,
+def _out(member: store.StaffMember, viewer: Viewer | None = None) -> StaffOut:
+    """The account as `viewer` may see it: a site manager sees only their own sites among its sites."""
+    sites = member.sites if viewer is None or viewer.sites is None else [
+        site for site in member.sites if site in viewer.sites]
+    return StaffOut(staff_id=member.staff_id, role=member.role, status=member.status, sites=sites,
                     member_id=member.member_id, badges=[BadgeOut(token=b.token, label=b.label, added_at=b.added_at)
                                                         for b in member.badges],
                     created_at=member.created_at, updated_at=member.updated_at)
@@ -133,7 +136,8 @@ def list_staff(conn: TxDep, viewer: ViewerDep,
     """Staff accounts by id; `site` keeps those who work there (an account with no sites works everywhere); a
     site manager sees those who work at their sites."""
     viewer.scope(site)
-    return [_out(member) for member in store.list_staff(conn, site_id=site, status=state) if _sees(viewer, member)]
+    return [_out(member, viewer) for member in store.list_staff(conn, site_id=site, status=state)
+            if _sees(viewer, member)]
 
 
 @router.get("/{staff_id}", responses={404: {"description": "No such staff member."}})
@@ -145,7 +149,7 @@ def read(staff_id: str, conn: TxDep, viewer: ViewerDep) -> StaffOut:
         raise failed(exc) from exc
     if not _sees(viewer, member):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this staff member works at none of your sites")
-    return _out(member)
+    return _out(member, viewer)
 
 
 @router.put("/{staff_id}", responses={201: {"description": "Created."}, 422: {"description": "Refused, by field."}})

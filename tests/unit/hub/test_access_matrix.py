@@ -183,6 +183,8 @@ def _seed(engine: sa.Engine) -> dict[str, str]:
                 site_id=site, summary=f"a case at {site}", first_at=T0, at=T0))
             put_staff(conn, staff_id=f"c-{site[-1]}", role="cashier", sites_of=[site], at=T0)
             ids[f"c-{site[-1]}"] = f"c-{site[-1]}"
+    with engine.begin() as conn:  # works at both: a site manager of site-a sees only site-a among its sites
+        put_staff(conn, staff_id="c-ab", role="supervisor", sites_of=["site-a", "site-b"], at=T0)
     return ids
 
 

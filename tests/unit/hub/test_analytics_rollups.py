@@ -23,8 +23,10 @@ from cloud.cli import main
 from cloud.db.analytics_tables import (
     sales_daily,
     sales_hourly,
+    sales_monthly,
     show_daily,
     show_dayparts,
+    show_monthly,
     show_sales,
     site_dayparts,
     site_hourly,
@@ -43,7 +45,7 @@ NOW = datetime(2025, 3, 30, 12, 0, tzinfo=UTC)
 SHOWS = [None, datetime(2025, 3, 29, 19, 0, tzinfo=UTC), datetime(2025, 3, 29, 22, 30, tzinfo=UTC),
          datetime(2025, 3, 30, 9, 0, tzinfo=UTC)]
 AMOUNT_TABLES = (sales_hourly, sales_daily, site_hourly, site_dayparts, show_sales)
-ALL_TABLES = (*AMOUNT_TABLES, show_daily, show_dayparts)
+ALL_TABLES = (*AMOUNT_TABLES, show_daily, show_dayparts, sales_monthly, show_monthly)
 
 
 def sale(site_id: str, rng: random.Random, number: int) -> dict[str, Any]:
@@ -148,7 +150,18 @@ def brute_force(engine: sa.Engine) -> dict[str, dict[tuple[Any, ...], tuple[int,
             counts[grain(key, value)][0] += 1
             counts[grain(key, value)][1] += value[2]
         result[name] = {key: (value[0], value[1]) for key, value in counts.items()}
+    for monthly, daily in (("sales_monthly", "sales_daily"), ("show_monthly", "show_daily")):
+        result[monthly] = by_month(result.get(daily, {}))
     return result
+
+
+def by_month(daily: dict[tuple[Any, ...], tuple[int, ...]]) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """Daily rows (site, day, ...) summed into month rows (site, the month's first day, ...)."""
+    months: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for key, value in daily.items():
+        month = (key[0], key[1].replace(day=1), *key[2:])
+        months[month] = tuple(a + b for a, b in zip(months.get(month, (0,) * len(value)), value, strict=True))
+    return months
 
 
 def same(engine: sa.Engine) -> None:
@@ -244,6 +257,8 @@ def test_rebuild_equals_ingest_after_a_time_zone_change_and_replaces_only_the_da
     one_day = {table: {key: value for key, value in rows.items()
                        if (value[0] if table == "show_sales" else key[1]) == date(2025, 3, 29)}
                for table, rows in brute_force(engine).items()}
+    for monthly, daily in (("sales_monthly", "sales_daily"), ("show_monthly", "show_daily")):
+        one_day[monthly] = by_month(one_day[daily])  # March summed again from the one day rebuilt
     assert held(engine) == {table.name: one_day.get(table.name, {}) for table in ALL_TABLES}
     assert any(one_day.values()) and all(key[1] == date(2025, 3, 29) for key in held(engine)["site_dayparts"])
 

@@ -166,6 +166,9 @@ def test_complaints_from_the_form_and_from_hq_through_their_lifecycle(client: Te
                               auth=ADMIN)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "owner"]
     assert client.post(path, json={"site_id": "riverside", "category": "refunds"}, auth=ADMIN).status_code == 422
+    unknown = client.post(path, json={"site_id": "nowhere", "category": "staff"}, auth=ADMIN)
+    assert unknown.status_code == 422 and unknown.json()["detail"] == [
+        {"loc": ["body", "site_id"], "msg": "no such site", "type": "value_error"}]
 
     move = f"{path}/{from_form['id']}/transition"
     moves: list[tuple[str, str | None]] = [("in_progress", "max"), ("answered", None), ("resolved", None),
