@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
+from cloud.feedback.complaints import open_complaint
 from cloud.fraud.cases import raise_alert
 from cloud.ingest.store import ingest_batch
 from cloud.staff.store import put_staff
@@ -70,11 +71,18 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class BodySite:
+    """The JSON body names a site (`site_id`): site-b is 403, site-a is not."""
+
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Open:
     """Every role, nothing of a site in it."""
 
 
-Row = Forbidden | Scoped | SitePath | Resource | Open
+Row = Forbidden | Scoped | SitePath | Resource | BodySite | Open
 PERIOD = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-20T00:00:00Z"}
 DAYS = {"from": "2025-03-01", "to": "2025-03-20"}
 
@@ -141,18 +149,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/exports/transactions"): Scoped(DAYS, proof=True),
     ("GET", "/api/v1/feedback/nps"): Scoped(),
     ("GET", "/api/v1/feedback/answers"): Scoped(),
-    ("GET", "/api/v1/complaints"): Scoped(),
+    ("GET", "/api/v1/complaints"): Scoped(proof=True),
+    ("POST", "/api/v1/complaints"): BodySite({"category": "staff"}),
+    ("GET", "/api/v1/complaints/{complaint_id}"): Resource("complaint_id", "complaint-a", "complaint-b"),
+    ("POST", "/api/v1/complaints/{complaint_id}/transition"): Resource(
+        "complaint_id", "complaint-a", "complaint-b", body={"to": "in_progress"}),
     ("GET", "/api/v1/live"): Scoped(stream=True),
 }
 """What a site manager of site-a gets from each route (method, path as the OpenAPI writes it)."""
-
-TODO_ROUTES: dict[tuple[str, str], str] = {
-    ("POST", "/api/v1/complaints"): "a complaint's body names its site: 403 for site-b (rows need its body)",
-    ("GET", "/api/v1/complaints/{complaint_id}"): "a site-b complaint is 403 (rows need seeded complaints)",
-    ("POST", "/api/v1/complaints/{complaint_id}/transition"): "a site-b complaint is 403 (seeded complaints)",
-}
-"""Routes built alongside the access work whose rows need data or bodies this module does not make yet: listed so
-that they do not fail the test, each with the rule they follow. The lead turns them into rows at integration."""
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +187,8 @@ def _seed(engine: sa.Engine) -> dict[str, str]:
                 site_id=site, summary=f"a case at {site}", first_at=T0, at=T0))
             put_staff(conn, staff_id=f"c-{site[-1]}", role="cashier", sites_of=[site], at=T0)
             ids[f"c-{site[-1]}"] = f"c-{site[-1]}"
+            ids[f"complaint-{site[-1]}"] = str(open_complaint(conn, site_id=site, category="cleanliness", source="hq",
+                                                              at=T0, response_hours=24, by="admin"))
     with engine.begin() as conn:  # works at both: a site manager of site-a sees only site-a among its sites
         put_staff(conn, staff_id="c-ab", role="supervisor", sites_of=["site-a", "site-b"], at=T0)
     return ids
@@ -207,7 +213,7 @@ def api_operations(app: FastAPI) -> set[tuple[str, str]]:
 def test_every_api_route_has_a_row(world: tuple[TestClient, dict[str, str], dict[str, str]]) -> None:
     client = world[0]
     operations = api_operations(client.app)  # type: ignore[arg-type]
-    missing = sorted(operations - set(MATRIX) - set(TODO_ROUTES))
+    missing = sorted(operations - set(MATRIX))
     stale = sorted(set(MATRIX) - operations)
     assert not missing, ("add a row to MATRIX in tests/unit/hub/test_access_matrix.py for each of these routes "
                          f"(what a site manager of site-a may do with it; docs/access.md): {missing}")
@@ -229,6 +235,11 @@ def test_a_site_manager_of_site_a(world: tuple[TestClient, dict[str, str], dict[
     if isinstance(row, Forbidden):
         answer = call(_path(template, row.params), manager, row.query, row.body)
         assert answer.status_code == 403, answer.text
+    elif isinstance(row, BodySite):
+        theirs = call(template, manager, body={**row.body, "site_id": OTHER})
+        mine = call(template, manager, body={**row.body, "site_id": MINE})
+        assert theirs.status_code == 403, theirs.text
+        assert allowed(mine) and OTHER not in mine.text, mine.text
     elif isinstance(row, Open):
         assert call(template, manager).status_code == 200
     elif isinstance(row, SitePath):
