@@ -13,6 +13,7 @@ from cloud.reports.members import liability_section, members_section, new_enrolm
 from cloud.reports.model import ComplaintLine, Complaints, PeriodicReport
 from cloud.reports.occupancy import occupancy_section
 from cloud.reports.periods import Period
+from cloud.reports.refunds import refunds_of, refunds_section
 from cloud.reports.sales import box_office_section, concessions_section, sales_sums
 from protocol.rules import RuleBundle
 
@@ -55,6 +56,9 @@ def periodic_report(conn: sa.Connection, *, period: Period, sites: frozenset[str
         timezone=tz, start=start, end=end, generated_at=now,
         box_office=box_office_section(by_site=by_site, by_film=by_film, previous=previous),
         concessions=concessions_section(by_site=by_site, previous=previous),
+        refunds=refunds_section(refunded=refunds_of(conn, start=start, end=end, sites=sites),
+                                previous_refunded=refunds_of(conn, start=before.bounds(tz)[0], end=start, sites=sites),
+                                by_site=by_site, previous=previous, currency=bundle.currency),
         occupancy=occupancy_section(conn, first=period.first_day, last=period.last_day, previous=previous_days,
                                     sites=sites),
         members=members_section(conn, days=days, previous_days=previous_days, by_site=by_site, previous=previous,

@@ -156,6 +156,36 @@ class Complaints(BaseModel):
     overdue: int
 
 
+REFUNDS_NOTE = ("refunds and voids as the tills journaled them in the period (by the refund's time, whatever the "
+                "sale's day), in their site's currency; the box office and bar figures are gross, before refunds; "
+                "net revenue is ticket and bar revenue less the money refunded")
+
+
+class RefundLine(BaseModel):
+    """Refunds and voids, against the sales' revenue."""
+
+    site_id: str | None = None
+    currency: str
+    refunds: int
+    """Refunds and voids."""
+    refunded: int
+    """Money refunded (minor units)."""
+    gross_revenue: int
+    """Ticket and bar revenue of the period's sales."""
+    net_revenue: int
+    refunded_share: float | None
+    """Money refunded over gross revenue; null without revenue."""
+
+
+class Refunds(BaseModel):
+    """Refunds and voids: totals per currency (and the previous period's), by site."""
+
+    totals: list[RefundLine]
+    previous: list[RefundLine]
+    by_site: list[RefundLine]
+    note: str = REFUNDS_NOTE
+
+
 class PeriodicReport(BaseModel):
     """A month's, quarter's or year's report, for one site, a site manager's sites, or the whole chain."""
 
@@ -176,6 +206,7 @@ class PeriodicReport(BaseModel):
     generated_at: datetime
     box_office: BoxOffice
     concessions: Concessions
+    refunds: Refunds
     occupancy: Occupancy
     members: Members
     liability: Liability | None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from cloud.reports.model import BoxOfficeLine, ConcessionLine, OccupancyLine, PeriodicReport
+from cloud.reports.model import BoxOfficeLine, ConcessionLine, OccupancyLine, PeriodicReport, RefundLine
 from cloud.reports.money import major
 
 Kind = Literal["text", "int", "money", "ratio", "percent", "hours"]
@@ -68,6 +68,11 @@ def _bar(line: ConcessionLine, first: object) -> tuple[object, ...]:
             line.tickets, line.sales, line.attach_rate, _money(line.spend_per_head, line.currency))
 
 
+def _refund(line: RefundLine, first: object) -> tuple[object, ...]:
+    return (first, line.currency, line.refunds, _money(line.refunded, line.currency),
+            _money(line.gross_revenue, line.currency), _money(line.net_revenue, line.currency), line.refunded_share)
+
+
 def _seats(line: OccupancyLine) -> tuple[object, ...]:
     return (line.shows, line.tickets, line.shows_with_seats, line.tickets_with_seats, line.seats_offered,
             line.occupancy)
@@ -102,6 +107,13 @@ def _summary(report: PeriodicReport) -> Table:
         figure("Attach rate (bar items per ticket)", bar.currency, "ratio", bar.attach_rate,
                was.attach_rate if was else None)
         figure("Bar spend per head", bar.currency, "money", bar.spend_per_head, was.spend_per_head if was else None)
+    previous_refunds = {line.currency: line for line in report.refunds.previous}
+    for refunds in report.refunds.totals:
+        back = previous_refunds.get(refunds.currency)
+        figure("Refunds and voids", refunds.currency, "int", refunds.refunds, back.refunds if back else 0)
+        figure("Money refunded", refunds.currency, "money", refunds.refunded, back.refunded if back else 0)
+        figure("Net revenue (tickets and bar, less refunds)", refunds.currency, "money", refunds.net_revenue,
+               back.net_revenue if back else 0)
     seats, seats_before = report.occupancy.totals, report.occupancy.previous
     figure("Shows", "", "int", seats.shows, seats_before.shows)
     figure("Occupancy", "", "percent", seats.occupancy, seats_before.occupancy)
@@ -153,6 +165,11 @@ def report_tables(report: PeriodicReport) -> list[Table]:
             Column("Tickets", "int"), Column("Sales", "int"), Column("Attach rate", "ratio"),
             Column("Spend per head", "money")),
             [_bar(line, line.site_id) for line in bar.by_site], [_bar(line, "Total") for line in bar.totals]),
+        Table("Refunds by site", "Refunds and voids by site", (
+            Column("Site"), Column("Currency"), Column("Refunds and voids", "int"), Column("Money refunded", "money"),
+            Column("Gross revenue", "money"), Column("Net revenue", "money"), Column("Refunded share", "percent")),
+            [_refund(line, line.site_id) for line in report.refunds.by_site],
+            [_refund(line, "Total") for line in report.refunds.totals], note=report.refunds.note),
         Table("Members by site", "Members by site", (
             Column("Site"), Column("Sales", "int"), Column("Member sales", "int"),
             Column("Member sales share", "percent"), Column("Active members", "int")),

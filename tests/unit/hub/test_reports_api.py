@@ -40,7 +40,7 @@ def manager_hash() -> str:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, password_hash: str, manager_hash: str) -> Iterator[TestClient]:
     """The seeded chain behind an app over SQLite, with an admin and site-a's manager; a second box of site-a
-    sold a film whose title is a formula (1 ticket at 1.00 on 1 November)."""
+    sold a film whose title is a formula (1 ticket at 1.00 on 1 November), and refunded 0.60 of it the next day."""
     path = tmp_path_factory.mktemp("reports") / "hub.db"
     app = create_app(HubSettings(database_url=f"sqlite:///{path}"), start_ingest=False)
     with TestClient(app) as client:
@@ -50,8 +50,11 @@ def client(tmp_path_factory: pytest.TempPathFactory, password_hash: str, manager
         chain.register(engine)
         chain.add(sale("site-a", "c-1", film=FORMULA, hall="1", showtime=RECEIVED, tickets=1, price=100),
                   occurred_at=datetime(2024, 11, 1, tzinfo=UTC))
+        chain.add({"site_id": "site-a", "till_id": "till-1", "cashier_id": "c-7", "kind": "refund",
+                   "refund_id": "r-1", "sale_id": "c-1", "original_till_id": "till-1", "original_seq": 1,
+                   "amount": 60}, type="sale.refunded", occurred_at=datetime(2024, 11, 2, 12, tzinfo=UTC))
         with engine.begin() as conn:
-            ingest_batch(conn, batch=chain.batch(1, 1), site_id="site-a", received_at=RECEIVED)
+            ingest_batch(conn, batch=chain.batch(1, 2), site_id="site-a", received_at=RECEIVED)
             add_user(conn, username=ADMIN[0], password_hash=password_hash, role="admin", created_at=T0)
             add_user(conn, username=MANAGER[0], password_hash=manager_hash, role="site_manager", created_at=T0,
                      sites=["site-a"])
@@ -75,7 +78,8 @@ def test_the_xlsx_totals_equal_the_json_and_the_rollup(client: TestClient) -> No
     assert response.headers["content-disposition"] == 'attachment; filename="marquee-month-2024-11.xlsx"'
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     assert book.sheetnames == ["Summary", "Box office by site", "Box office by film", "Occupancy by site",
-                               "Occupancy by hall", "Concessions by site", "Members by site", "Loyalty liability",
+                               "Occupancy by hall", "Concessions by site", "Refunds by site", "Members by site",
+                               "Loyalty liability",
                                "Complaints"]
     (json_box,) = report["box_office"]["totals"]
     with _engine(client).connect() as conn:
@@ -87,6 +91,13 @@ def test_the_xlsx_totals_equal_the_json_and_the_rollup(client: TestClient) -> No
     ((_, _, bar, items, *_),) = _totals(book["Concessions by site"])
     assert round(bar * 100) == report["concessions"]["totals"][0]["concession_revenue"] == by_hand["concession_revenue"]
     assert items == by_hand["concession_items"]
+    ((_, _, refunds, refunded, gross, net, _),) = _totals(book["Refunds by site"])
+    (json_refunds,) = report["refunds"]["totals"]
+    assert (refunds, round(refunded * 100)) == (json_refunds["refunds"], json_refunds["refunded"]) == (1, 60)
+    assert round(gross * 100) == json_refunds["gross_revenue"] == by_hand["ticket_revenue"] + bar * 100
+    assert round(net * 100) == json_refunds["net_revenue"] == json_refunds["gross_revenue"] - 60
+    assert [(line["site_id"], line["refunded"]) for line in report["refunds"]["by_site"]] == [
+        ("site-a", 60), ("site-b", 0)]
     (seats,) = _totals(book["Occupancy by site"])
     assert seats[1:] == (3, 13, 2, 12, 150, pytest.approx(report["occupancy"]["totals"]["occupancy"]))
     # Numbers, not text: money with two decimals, rates as percentages.
