@@ -61,14 +61,18 @@ _database_error_log = Throttle(log)  # an outage fails every request: one line a
 
 API_PREFIX = "/api/v1"
 
-# Three engines over one database, each with its own pool, so that none can make another wait for a
-# connection: the API's (requests; SQLAlchemy's usual 5 + 10, but a request gives up after 10 s rather
-# than 30 and answers 503), ingest's (one message at a time on paho's thread, the directory publisher and
-# the rules clock: a connection each) and the health probe's (one query a second). With SQLite they are
-# several connections to one WAL file: readers never block the writer, and busy_timeout makes writers queue.
+# Engines over one database, each with its own pool, so that none can make another wait for a connection:
+# the API's (requests; SQLAlchemy's usual 5 + 10, but a request gives up after 10 s rather than 30 and answers
+# 503), ingest's (one message at a time on paho's thread, the directory publisher and the rules clock: a
+# connection each), the health probe's (one query a second) and the public feedback page's (below). With SQLite
+# they are several connections to one WAL file: readers never block the writer, and busy_timeout makes writers
+# queue.
 API_POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
 INGEST_POOL = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 30}
 PROBE_POOL = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
+# The public feedback page's own (no login: anyone with a ticket, or a flood): it may wait 3 s for a connection,
+# then shows a "busy" page; the API's pool never waits behind it.
+PUBLIC_POOL = {"pool_size": 2, "max_overflow": 3, "pool_timeout": 3}
 # The alert courier's own (a short read each poll, a short write per delivery), only with channels configured.
 COURIER_POOL = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 30}
 
@@ -82,6 +86,7 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     if not settings.analytics_rollups:  # measuring ingest without them (bench/) only
         ingest_engine = ingest_engine.execution_options(**{ROLLUPS_OPTION: False})
     probe_engine = make_engine(settings.database_url, **PROBE_POOL)
+    public_engine = make_engine(settings.database_url, **PUBLIC_POOL)
     probe = DatabaseProbe(probe_engine)
     gate = VerifyGate(slots=settings.login_checks, max_waiting=settings.login_max_waiting)
 
@@ -126,7 +131,7 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
             if live is not None:  # the dashboard's poller: stopped before the engines it reads go
                 await live.close()
             gate.close()
-            for each in (engine, ingest_engine, probe_engine):
+            for each in (engine, ingest_engine, probe_engine, public_engine):
                 each.dispose()
 
     app = FastAPI(title="Marquee hub", version=cloud.__version__, lifespan=lifespan)
@@ -134,6 +139,7 @@ def create_app(settings: HubSettings, *, start_ingest: bool = True) -> FastAPI:
     app.state.engine = engine
     app.state.ingest_engine = ingest_engine
     app.state.probe_engine = probe_engine
+    app.state.public_engine = public_engine
     app.state.probe = probe
     app.state.worker = None
     app.state.courier = None

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.analytics.localtime import site_zone
 from cloud.api.login_guard import client_key
@@ -40,6 +41,7 @@ from protocol.ids import is_valid_id
 
 log = logging.getLogger(__name__)
 _limited_log = Throttle(log)
+_busy_log = Throttle(log)
 
 router = APIRouter(tags=["feedback"])
 
@@ -73,6 +75,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _html("This ticket was answered already."),
     410: _html("The form for this ticket has closed."),
     429: _html("Too many requests from this address or to this site.", headers=_RETRY_AFTER),
+    503: _html("The database is out of reach, or the page's connections are all taken.", headers=_RETRY_AFTER),
 }
 
 
@@ -119,8 +122,11 @@ async def form(request: Request, site_id: SiteId, code: Code) -> HTMLResponse:
     now = datetime.now(UTC)
     if canonical is None:
         return _message(request, "unknown", None)
-    view = await run_in_threadpool(_view, request.app.state.engine, site_id, canonical,
-                                   timedelta(days=settings.feedback_window_days), now)
+    try:
+        view = await run_in_threadpool(_view, request.app.state.public_engine, site_id, canonical,
+                                       timedelta(days=settings.feedback_window_days), now)
+    except SQLAlchemyError as exc:
+        return _busy(request, exc)
     if view.state != "open":
         return _message(request, view.state, view.site_name)
     return _render(request, "feedback_form.html", {
@@ -158,8 +164,11 @@ async def answer(request: Request, site_id: SiteId, code: Code) -> HTMLResponse:
     comment = _clean(posted.comment) if seal is not None else None
     answer_in = AnswerIn(Scores(posted.nps, posted.film, posted.hall, posted.staff), comment,
                          posted.complaint or None)
-    outcome, name = await run_in_threadpool(_store, request.app.state.engine, settings, site_id, canonical,
-                                            answer_in, seal, datetime.now(UTC))
+    try:
+        outcome, name = await run_in_threadpool(_store, request.app.state.public_engine, settings, site_id,
+                                                canonical, answer_in, seal, datetime.now(UTC))
+    except SQLAlchemyError as exc:
+        return _busy(request, exc)
     courier = getattr(request.app.state, "courier", None)
     if outcome.alert_id is not None and courier is not None:
         courier.notify()  # delivered now rather than at the courier's next poll
@@ -263,7 +272,14 @@ MESSAGES: dict[str, tuple[int, str, tuple[str, ...]]] = {
     "limited": (429, "Too many requests", ("Please wait a little before trying again.",)),
     "too_large": (413, "That is too long", ("The form sent is larger than any answer can be.",)),
     "invalid": (422, "Please check your answers", ("Something in the form was not as expected:",)),
+    "busy": (503, "We are busy", ("Please try again in a minute: your answer was not taken yet.",)),
 }
+
+
+def _busy(request: Request, exc: SQLAlchemyError) -> HTMLResponse:
+    """The database is out of reach or the page's connections are all taken: a page to come back later."""
+    _busy_log.warning("feedback page: database unavailable or busy (%s)", type(exc).__name__)
+    return _message(request, "busy", None, headers={"Retry-After": "60"})
 
 
 def _message(request: Request, kind: str, site_name: str | None, *, problems: list[str] | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from cloud.api.app import create_app
 from cloud.db.feedback_tables import complaints, feedback_answers, nps_daily
 from cloud.settings import HubSettings
 from tests.support.feedback import MEMBER_KEY, sell
+from tests.support.hub_users import bearer, make_token, make_user
 from tests.unit.hub.factories import Chain
 
 NOW = datetime.now(UTC)
@@ -180,3 +182,22 @@ def test_requests_beyond_the_limits_get_429_with_retry_after(tmp_path: Path) -> 
         assert "Too many requests" in limited.text and stored(client, code) == []
         assert client.get("/f/downtown/0000000000000000").status_code == 404  # another site: still served...
         assert client.get("/f/downtown/0000000000000000").status_code == 429  # ...until this address's limit
+
+
+def test_a_flood_on_the_form_takes_its_own_connections_and_the_api_still_answers(hub: TestClient) -> None:
+    code = ticket(hub)
+    token = make_token(engine_of(hub), make_user(engine_of(hub), "pool-analyst", "analyst")[0])
+    public: sa.Engine = hub.app.state.public_engine  # type: ignore[attr-defined]
+    held = [public.connect() for _ in range(public.pool.size() + public.pool._max_overflow)]  # type: ignore[attr-defined]
+    try:  # every connection of the page's pool taken, as by a flood of slow requests
+        started = time.monotonic()
+        busy = hub.get(f"/f/riverside/{code}")
+        waited = time.monotonic() - started
+        assert busy.status_code == 503 and "We are busy" in busy.text and busy.headers["retry-after"] == "60"
+        assert waited < 10  # the pool's own 3 s, not the API's 10 s
+        # The API's connections were never the page's (sharing them, it would answer 503 after its own 10 s).
+        assert hub.get("/api/v1/feedback/nps", headers=bearer(token)).status_code == 200
+    finally:
+        for each in held:
+            each.close()
+    assert hub.get(f"/f/riverside/{code}").status_code == 200  # and the page is back
