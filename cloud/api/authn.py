@@ -224,17 +224,19 @@ async def _token_user(request: Request, text: str) -> UserRow:
     guard: LoginGuard = request.app.state.login_guard
     gate: VerifyGate = request.app.state.login_gate
     client = client_of(request)
-    wait = guard.clients.retry_after(client, now=time.monotonic())
-    if wait is not None:
-        raise too_many(Refusal("client", max(1, int(wait + 0.999))), gate)
+    # A valid token is taken from an address whose logins are throttled too (a BI tool behind the office's NAT
+    # while someone there mistypes a password); a wrong one from such an address gets 429, uncounted.
     parsed = parse_token(text)
     user = None
     if parsed is not None:
         user = await run_in_threadpool(_read_token_user, request.app.state.engine, *parsed)
-    if user is None:
-        guard.record_failure(client=client, username=None, now=time.monotonic())
-        raise unauthorized(request, "unknown, expired or revoked token")
-    return user
+    if user is not None:
+        return user
+    wait = guard.clients.retry_after(client, now=time.monotonic())
+    if wait is not None:
+        raise too_many(Refusal("client", max(1, int(wait + 0.999))), gate)
+    guard.record_failure(client=client, username=None, now=time.monotonic())
+    raise unauthorized(request, "unknown, expired or revoked token")
 
 
 def _read_token_user(engine: sa.Engine, token_id: str, secret: str) -> UserRow | None:

@@ -21,6 +21,7 @@ from cloud.auth import hash_password
 from cloud.db.users import UserRow, add_user
 from cloud.settings import HubSettings
 from tests.support.brokers import free_port
+from tests.support.hub_users import bearer, make_token
 from tests.unit.hub.factories import T0
 
 AUTH = ("alice", "correct horse battery")
@@ -43,7 +44,7 @@ def make_app(engine: sa.Engine, db_url: str) -> Iterator[MakeApp]:
 
     yield make
     for app in apps:
-        for name in ("engine", "ingest_engine", "probe_engine"):
+        for name in ("engine", "ingest_engine", "probe_engine", "public_engine"):
             getattr(app.state, name).dispose()
 
 
@@ -73,6 +74,24 @@ def test_a_client_gets_429_with_retry_after_after_its_failures(make_app: MakeApp
         "detail": f"too many failed logins from this address; retry in {refused.headers['retry-after']} s"
     }
     assert elsewhere.status_code == 200
+
+
+def test_a_valid_api_token_still_works_from_an_address_whose_logins_are_throttled(
+        make_app: MakeApp, engine: sa.Engine) -> None:
+    # A BI tool behind the office's NAT keeps working while someone there mistypes a password; a guessed token does
+    # not get a try.
+    app = make_app(login_client_max_failures=3)
+    token = make_token(engine, AUTH[0])
+    with TestClient(app) as client:
+        answers = [client.get("/api/v1/sites", auth=(f"user-{n}", "wrong")).status_code for n in range(3)]
+        with_token = client.get("/api/v1/sites", headers=bearer(token))
+        guessed = client.get("/api/v1/sites", headers=bearer(token[:-4] + "AAAA"))
+        password = client.get("/api/v1/sites", auth=AUTH)
+
+    assert answers == [401, 401, 401]
+    assert with_token.status_code == 200
+    assert guessed.status_code == 429 and int(guessed.headers["retry-after"]) >= 1
+    assert password.status_code == 429  # passwords stay behind the window
 
 
 def test_a_user_gets_429_from_any_address_after_its_failures(make_app: MakeApp) -> None:
