@@ -58,14 +58,16 @@ from protocol.account import Account
 
 CHECKS = (
     ("sales", [f"SELECT sum(sales) FROM {table}" for table in ("sales_hourly", "sales_daily", "sales_monthly",
-                                                                 "site_hourly", "site_dayparts", "show_sales",
-                                                                 "box_office")]),
+                                                                 "site_hourly", "site_hours_monthly",
+                                                                 "site_dayparts", "site_dayparts_monthly",
+                                                                 "show_sales", "box_office")]),
     ("tickets", [f"SELECT sum(tickets) FROM {table}" for table in ("sales_hourly", "sales_daily", "sales_monthly",
                                                                      "site_hourly", "site_dayparts", "show_sales",
                                                                      "show_daily", "show_monthly", "show_dayparts",
                                                                      "box_office")]),
     ("shows", ["SELECT count(*) FROM show_sales", "SELECT sum(shows) FROM show_daily",
-               "SELECT sum(shows) FROM show_dayparts", "SELECT sum(shows) FROM show_monthly"]),
+               "SELECT sum(shows) FROM show_dayparts", "SELECT sum(shows) FROM show_monthly",
+               "SELECT sum(shows) FROM show_dayparts_monthly"]),
     ("member sales", ["SELECT sum(member_sales) FROM sales_daily", "SELECT sum(sales) FROM member_activity",
                       "SELECT sum(sales) FROM member_visits"]),
     ("visits", ["SELECT sum(visits) FROM member_activity", "SELECT count(*) FROM member_visits"]),
@@ -141,10 +143,12 @@ def calls(last_day: date, film: str) -> list[tuple[str, str, dict[str, Any]]]:
     found: list[tuple[str, str, dict[str, Any]]] = []
     for group in ("site", "film", "hall", "day", "hour", "daypart", "weekday"):
         found.append((f"box-office {group}", "/analytics/box-office", {"group": group, **month}))
-    for group in ("site", "film"):
+    for group in ("site", "film", "hall", "day", "hour", "daypart", "weekday"):
         found.append((f"box-office {group}, 1 year", "/analytics/box-office", {"group": group, **year}))
     for group in ("show", "film", "hall", "daypart", "site", "day"):
         found.append((f"occupancy {group}", "/analytics/occupancy", {"group": group, **month}))
+    for group in ("film", "hall", "daypart", "site", "day"):
+        found.append((f"occupancy {group}, 1 year", "/analytics/occupancy", {"group": group, **year}))
     found += [("today", "/analytics/today", {}), ("film trend", "/analytics/film-trend", {"film": film, **month})]
     members = "/analytics/members"
     found += [("members summary", f"{members}/summary", {}), ("members segments", f"{members}/segments", {}),

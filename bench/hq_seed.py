@@ -141,6 +141,12 @@ INSERT INTO site_dayparts (site_id, day, daypart, currency, {AMOUNT_COLUMNS})
 SELECT s.site_id, a.day, a.daypart, 'EUR', {AMOUNT_COLUMNS}
 FROM (SELECT site, day, {day_part(slot_hour('slot'))} AS daypart, {SUMS} FROM _bench_agg GROUP BY 1, 2, 3) a
 JOIN _bench_sites s ON s.n = a.site ORDER BY a.day;
+INSERT INTO site_hours_monthly (site_id, month, hour, currency, {AMOUNT_COLUMNS})
+SELECT site_id, date_trunc('month', day)::date, hour, currency, {ROLLUP_SUMS} FROM site_hourly
+GROUP BY site_id, date_trunc('month', day)::date, hour, currency ORDER BY 2;
+INSERT INTO site_dayparts_monthly (site_id, month, daypart, currency, {AMOUNT_COLUMNS})
+SELECT site_id, date_trunc('month', day)::date, daypart, currency, {ROLLUP_SUMS} FROM site_dayparts
+GROUP BY site_id, date_trunc('month', day)::date, daypart, currency ORDER BY 2;
 INSERT INTO box_office (site_id, day, film, hall, currency, tickets, ticket_revenue, concession_revenue, sales)
 SELECT site_id, utc_day, film, hall, 'EUR', sum(tickets), sum(ticket_revenue), sum(concession_revenue), sum(sales)
 FROM (SELECT s.site_id, ((a.day + make_time(a.hour, 30, 0)) AT TIME ZONE s.tz AT TIME ZONE 'UTC')::date AS utc_day,
@@ -169,6 +175,9 @@ GROUP BY site_id, date_trunc('month', day)::date, film, hall ORDER BY 2;
 INSERT INTO show_dayparts (site_id, day, daypart, hall, shows, tickets)
 SELECT s.site_id, a.day, {day_part(slot_hour('a.slot'))}, a.hall::text, count(*), sum(a.tickets)
 FROM _bench_shows a JOIN _bench_sites s ON s.n = a.site GROUP BY 1, 2, 3, 4 ORDER BY 2;
+INSERT INTO show_dayparts_monthly (site_id, month, daypart, hall, shows, tickets)
+SELECT site_id, date_trunc('month', day)::date, daypart, hall, sum(shows), sum(tickets) FROM show_dayparts
+GROUP BY site_id, date_trunc('month', day)::date, daypart, hall ORDER BY 2;
 """),
     ("members: visit days", f"""
 CREATE UNLOGGED TABLE _bench_visits AS
@@ -287,8 +296,9 @@ FROM (SELECT s.site_id, s.n, g, CAST(:now AS timestamptz) - random() * interval 
 )
 STAGING_TABLES = ("_bench_sales", "_bench_agg", "_bench_shows", "_bench_visits", "_bench_mvis", "_bench_mact",
                   "_bench_msum", "_bench_mcamp", "_bench_mpref", "_bench_films", "_bench_sites")
-COUNTED = ("sites", "halls", "devices", "sales_hourly", "sales_daily", "sales_monthly", "site_hourly", "site_dayparts",
-           "show_sales", "show_daily", "show_monthly", "show_dayparts", "box_office", "members", "member_cards",
+COUNTED = ("sites", "halls", "devices", "sales_hourly", "sales_daily", "sales_monthly", "site_hourly",
+           "site_hours_monthly", "site_dayparts", "site_dayparts_monthly", "show_sales", "show_daily", "show_monthly",
+           "show_dayparts", "show_dayparts_monthly", "box_office", "members", "member_cards",
            "member_activity", "member_visits", "member_campaigns", "nps_daily", "complaints", "alerts")
 
 

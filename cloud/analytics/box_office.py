@@ -13,7 +13,15 @@ import sqlalchemy as sa
 from cloud.analytics.dayparts import DAY_PART_NAMES
 from cloud.analytics.grains import ranged, site_in
 from cloud.analytics.localtime import site_zones
-from cloud.db.analytics_tables import AMOUNTS, sales_daily, sales_monthly, site_dayparts, site_hourly
+from cloud.db.analytics_tables import (
+    AMOUNTS,
+    sales_daily,
+    sales_monthly,
+    site_dayparts,
+    site_dayparts_monthly,
+    site_hourly,
+    site_hours_monthly,
+)
 
 BoxOfficeGroup = Literal["site", "film", "hall", "day", "hour", "daypart", "weekday"]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -64,12 +72,14 @@ def box_office(conn: sa.Connection, *, group: BoxOfficeGroup, sites: frozenset[s
     """Sums over local days first..last (inclusive) of `sites` (None: every site), by `group` and currency.
 
     Site, day, weekday and day part read `site_dayparts`; film and hall `sales_daily`; hour `site_hourly`:
-    a few rows per site and day each. Site, film and hall read a range's whole months from
-    `sales_monthly`. Sorted by key (hours, day parts and weekdays in their day's order)."""
+    a few rows per site and day each; every group but day and weekday reads a range's whole months from its month
+    grain. Sorted by key (hours, day parts and weekdays in their day's order)."""
     table = {"film": sales_daily, "hall": sales_daily, "hour": site_hourly}.get(group, site_dayparts)
     names = {"site": ("site_id",), "hall": ("site_id", "hall"), "weekday": ("day",)}.get(group, (group,))
-    source = ranged(first, last, daily=table, monthly=sales_monthly if group in ("site", "film", "hall") else None,
-                    columns=(*names, "currency"), sums=AMOUNTS, sites=sites)
+    monthly = {"film": sales_monthly, "hall": sales_monthly, "hour": site_hours_monthly,
+               "site": site_dayparts_monthly, "daypart": site_dayparts_monthly}.get(group)
+    source = ranged(first, last, daily=table, monthly=monthly, columns=(*names, "currency"), sums=AMOUNTS,
+                    sites=sites)
     columns = [source.c[name] for name in names]
     stmt = (sa.select(*columns, source.c.currency, *[sa.func.sum(source.c[name]).label(name) for name in AMOUNTS])
             .group_by(*columns, source.c.currency))

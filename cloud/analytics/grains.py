@@ -14,14 +14,28 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from cloud.db.analytics_tables import sales_daily, sales_monthly, show_daily, show_monthly
+from cloud.db.analytics_tables import (
+    sales_daily,
+    sales_monthly,
+    show_daily,
+    show_dayparts,
+    show_dayparts_monthly,
+    show_monthly,
+    site_dayparts,
+    site_dayparts_monthly,
+    site_hourly,
+    site_hours_monthly,
+)
 
 K = TypeVar("K", bound=tuple[Any, ...])
 V = TypeVar("V")
 
 MONTH_GRAINS: tuple[tuple[sa.Table, sa.Table, tuple[str, ...]], ...] = (
     (sales_monthly, sales_daily, ("film", "hall", "currency")),
+    (site_hours_monthly, site_hourly, ("hour", "currency")),
+    (site_dayparts_monthly, site_dayparts, ("daypart", "currency")),
     (show_monthly, show_daily, ("film", "hall")),
+    (show_dayparts_monthly, show_dayparts, ("daypart", "hall")),
 )
 """Each month grain, the daily grain it sums, and its key besides site and month."""
 

@@ -16,7 +16,14 @@ import sqlalchemy as sa
 
 from cloud.analytics.dayparts import DAY_PART_NAMES
 from cloud.analytics.grains import reads, site_in
-from cloud.db.analytics_tables import halls, show_daily, show_dayparts, show_monthly, show_sales
+from cloud.db.analytics_tables import (
+    halls,
+    show_daily,
+    show_dayparts,
+    show_dayparts_monthly,
+    show_monthly,
+    show_sales,
+)
 
 OccupancyGroup = Literal["show", "film", "hall", "daypart", "site", "day"]
 
@@ -52,6 +59,7 @@ def occupancy(conn: sa.Connection, *, group: OccupancyGroup, sites: frozenset[st
     if group == "show":
         return _shows(conn, sites=sites, first=first, last=last, limit=limit)
     table = show_dayparts if group == "daypart" else show_daily
+    monthly = show_dayparts_monthly if group == "daypart" else None if group == "day" else show_monthly
     names = {"site": ("site_id",), "hall": ("site_id", "hall")}.get(group, (group,))
     # Each table read is joined with the catalogue and summed by the group on its own (a few hundred rows at
     # most), then the parts are summed: no grouping by hall and film over a year of rows first.
@@ -59,8 +67,7 @@ def occupancy(conn: sa.Connection, *, group: OccupancyGroup, sites: frozenset[st
              .select_from(read.outerjoin(halls, sa.and_(halls.c.site_id == read.c.site_id,
                                                         halls.c.hall == read.c.hall)))
              .where(*where).group_by(*[read.c[name] for name in names])
-             for read, where in reads(first, last, daily=table, sites=sites,
-                                      monthly=show_monthly if group in ("film", "hall", "site") else None)]
+             for read, where in reads(first, last, daily=table, sites=sites, monthly=monthly)]
     if len(parts) == 1:
         stmt = parts[0]
     else:

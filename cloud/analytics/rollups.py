@@ -13,11 +13,14 @@ chain-wide grain may hold a few tens of rows per site and day. Hence one grain p
 | show_sales | site, hall, showtime, film, currency (+ show day, hour) | occupancy per show |
 | show_daily | site, show day, film, hall: shows, tickets | occupancy by film, hall, site, day |
 | show_dayparts | site, show day, day part, hall: shows, tickets | occupancy by day part |
-| sales_monthly | site, sale month, film, hall, currency | whole months of box office by film, hall, site; reports |
+| sales_monthly | site, sale month, film, hall, currency | whole months of box office by film and hall; reports |
+| site_hours_monthly | site, sale month, hour, currency | whole months of box office by hour |
+| site_dayparts_monthly | site, sale month, day part, currency | whole months of box office by site and day part |
 | show_monthly | site, show month, film, hall: shows, tickets | whole months of occupancy by film, hall, site; reports |
+| show_dayparts_monthly | site, show month, day part, hall: shows, tickets | whole months of occupancy by day part |
 
 The month grains are the daily ones summed by month (`cloud.analytics.grains`): a year by film reads 11 month
-rows and 31 day rows per film and hall, not 365.
+rows and 31 day rows per film and hall, not 365. Days and weekdays read days.
 
 Seats are never copied into a rollup: occupancy joins `halls` when read (the occupancy rollups keep the hall),
 so a corrected seat count applies to every past show at once. A show (a film in a hall at a start time) counts
@@ -51,10 +54,13 @@ from cloud.db.analytics_tables import (
     sales_monthly,
     show_daily,
     show_dayparts,
+    show_dayparts_monthly,
     show_monthly,
     show_sales,
     site_dayparts,
+    site_dayparts_monthly,
     site_hourly,
+    site_hours_monthly,
 )
 from cloud.db.dialect import upsert_add
 from protocol.events import Event, SaleRecorded
@@ -77,8 +83,17 @@ SHOW_GRAINS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
 )
 ShowCounts = dict[tuple[str, date, str, str], list[int]]
 """A show grain's rows: key -> [shows, tickets]."""
-SALES_MONTH_KEY = ("site_id", "month", "film", "hall", "currency")
-SHOW_MONTH_KEY = ("site_id", "month", "film", "hall")
+SALES_MONTHS: tuple[tuple[sa.Table, tuple[str, ...], str], ...] = (
+    (sales_monthly, ("site_id", "month", "film", "hall", "currency"), "daily"),
+    (site_hours_monthly, ("site_id", "month", "hour", "currency"), "site_hours"),
+    (site_dayparts_monthly, ("site_id", "month", "daypart", "currency"), "site_parts"),
+)
+"""Each sales month grain, its key columns, and the `Deltas` attribute of the daily rows it sums."""
+SHOW_MONTHS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
+    (show_monthly, ("site_id", "month", "film", "hall")),
+    (show_dayparts_monthly, ("site_id", "month", "daypart", "hall")),
+)
+"""The month grains of `SHOW_GRAINS`, in their order."""
 
 
 def add_sales(conn: sa.Connection, *, stored: Sequence[tuple[Event, object]], site_id: str,
@@ -112,27 +127,28 @@ def remove_sales(conn: sa.Connection, *, archived: Sequence[tuple[Event, object,
 
 def write_deltas(conn: sa.Connection, deltas: Deltas, *, sign: int = 1) -> None:
     """Add `deltas` (sign -1: take them out, then delete the rows left empty) onto every rollup."""
-    for table, key, attr in SALES_GRAINS:
-        rows: Mapping[Any, Amounts] = getattr(deltas, attr)
+    sales: list[tuple[sa.Table, tuple[str, ...], Mapping[Any, Amounts]]] = [
+        (table, key, getattr(deltas, attr)) for table, key, attr in SALES_GRAINS]
+    sales += [(table, key, {month: _summed(days) for month, days in fold_months(getattr(deltas, attr)).items()})
+              for table, key, attr in SALES_MONTHS]
+    for table, key, rows in sales:
         upsert_add(conn, table, [_row(key, each, rows[each].values(sign)) for each in sorted(rows)], key=key,
                    add=AMOUNTS)
-    months = {key: _summed(days) for key, days in fold_months(deltas.daily).items()}
-    upsert_add(conn, sales_monthly, [_row(SALES_MONTH_KEY, each, months[each].values(sign))
-                                     for each in sorted(months)], key=SALES_MONTH_KEY, add=AMOUNTS)
     counted = _write_show_sales(conn, deltas.shows, sign)
-    daily, parts = show_grains(deltas.shows, counted, sign)
-    show_months = {key: [sum(row[0] for row in days), sum(row[1] for row in days)]
-                   for key, days in fold_months(daily).items()}
-    for table, key, grain in ((*SHOW_GRAINS[0], daily), (*SHOW_GRAINS[1], parts),
-                              (show_monthly, SHOW_MONTH_KEY, show_months)):
+    grains = show_grains(deltas.shows, counted, sign)
+    shows: list[tuple[sa.Table, tuple[str, ...], ShowCounts]] = [
+        (table, key, grain) for (table, key), grain in zip(SHOW_GRAINS, grains, strict=True)]
+    shows += [(table, key, {month: [sum(row[0] for row in days), sum(row[1] for row in days)]
+                            for month, days in fold_months(grain).items()})
+              for (table, key), grain in zip(SHOW_MONTHS, grains, strict=True)]
+    for table, key, grain in shows:
         upsert_add(conn, table, [_row(key, each, {"shows": grain[each][0], "tickets": grain[each][1]})
                                  for each in sorted(grain)], key=key, add=SHOW_AMOUNTS)
         if sign < 0:
             _delete_empty(conn, table, key, grain, SHOW_AMOUNTS)
     if sign < 0:
-        for table, key, attr in SALES_GRAINS:
-            _delete_empty(conn, table, key, getattr(deltas, attr), AMOUNTS)
-        _delete_empty(conn, sales_monthly, SALES_MONTH_KEY, months, AMOUNTS)
+        for table, key, rows in sales:
+            _delete_empty(conn, table, key, rows, AMOUNTS)
 
 
 def show_grains(shows: Mapping[ShowKey, ShowAmounts], counted: Mapping[ShowKey, int],

@@ -132,28 +132,30 @@ show_dayparts = sa.Table(
     sa.Index("ix_show_dayparts_day", "day"),
 )
 
-# The month grains: `sales_daily` and `show_daily` summed by the local month (its first day). A range's whole
-# months read these (a year is twelve rows per film and hall, not 365), its other days the daily grains
+# The month grains: the daily rollups summed by the local month (its first day). A range reads its whole months
+# from these (a year is twelve rows per key, not 365), its other days from the daily grains
 # (`cloud.analytics.grains`). Kept on ingest beside the daily rows; a rebuild sums them from the daily rows again.
-sales_monthly = sa.Table(
-    "sales_monthly",
-    metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("month", sa.Date, primary_key=True),
-    sa.Column("film", sa.String(120), primary_key=True),
-    sa.Column("hall", sa.String(64), primary_key=True),
-    sa.Column("currency", sa.String(3), primary_key=True),
-    *_amounts(),
-    sa.Index("ix_sales_monthly_month", "month"),
-)
+def _monthly(name: str, keys: list[sa.Column[object]], amounts: tuple[str, ...] = AMOUNTS) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("site_id", sa.String(64), primary_key=True),
+        sa.Column("month", sa.Date, primary_key=True),
+        *keys,
+        *_amounts(amounts),
+        sa.Index(f"ix_{name}_month", "month"),
+    )
 
-show_monthly = sa.Table(
-    "show_monthly",
-    metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("month", sa.Date, primary_key=True),
-    sa.Column("film", sa.String(120), primary_key=True),
-    sa.Column("hall", sa.String(64), primary_key=True),
-    *_amounts(SHOW_AMOUNTS),
-    sa.Index("ix_show_monthly_month", "month"),
-)
+
+sales_monthly = _monthly("sales_monthly", [sa.Column("film", sa.String(120), primary_key=True),
+                                           sa.Column("hall", sa.String(64), primary_key=True),
+                                           sa.Column("currency", sa.String(3), primary_key=True)])
+site_hours_monthly = _monthly("site_hours_monthly", [sa.Column("hour", sa.SmallInteger, primary_key=True),
+                                                     sa.Column("currency", sa.String(3), primary_key=True)])
+site_dayparts_monthly = _monthly("site_dayparts_monthly", [sa.Column("daypart", sa.String(16), primary_key=True),
+                                                           sa.Column("currency", sa.String(3), primary_key=True)])
+show_monthly = _monthly("show_monthly", [sa.Column("film", sa.String(120), primary_key=True),
+                                         sa.Column("hall", sa.String(64), primary_key=True)], SHOW_AMOUNTS)
+show_dayparts_monthly = _monthly("show_dayparts_monthly", [sa.Column("daypart", sa.String(16), primary_key=True),
+                                                           sa.Column("hall", sa.String(64), primary_key=True)],
+                                 SHOW_AMOUNTS)

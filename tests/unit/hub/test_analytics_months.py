@@ -15,11 +15,11 @@ from cloud.analytics.box_office import box_office
 from cloud.analytics.grains import Spans, spans
 from cloud.analytics.occupancy import occupancy
 from cloud.analytics.rebuild import rebuild_site
-from cloud.db.analytics_tables import halls, sales_daily, sales_monthly, show_daily, show_monthly
+from cloud.db.analytics_tables import halls
 from cloud.db.engine import alembic_config, migrate
 from cloud.reports.sales import sales_sums
 from tests.unit.hub.factories import Chain
-from tests.unit.hub.test_analytics_rollups import add, by_month, held, ingest, sale, same, set_zone
+from tests.unit.hub.test_analytics_rollups import MONTHS, add, by_month, held, ingest, sale, same, set_zone
 
 START = datetime(2024, 1, 20, 9, 0, tzinfo=UTC)
 """Sales from 20 January 2024 (a leap year) to early May, in Paris and in UTC."""
@@ -87,12 +87,15 @@ def test_whole_months_read_the_month_grain_and_answer_as_the_days_do(engine: sa.
     assert {key[1] for key in stored["sales_monthly"]} == {date(2024, month, 1) for month in range(1, 6)}
     with engine.connect() as conn:
         for first, last in RANGES:
-            for group, key in (("film", lambda k: (k[2], k[4])), ("site", lambda k: (k[0], k[4])),
-                               ("hall", lambda k: (f"{k[0]}/{k[3]}", k[4]))):
+            for group, daily, key in (("film", "sales_daily", lambda k: (k[2], k[4])),
+                                      ("site", "site_dayparts", lambda k: (k[0], k[3])),
+                                      ("hall", "sales_daily", lambda k: (f"{k[0]}/{k[3]}", k[4])),
+                                      ("hour", "site_hourly", lambda k: (f"{k[2]:02d}", k[3])),
+                                      ("daypart", "site_dayparts", lambda k: (k[2], k[3]))):
                 found = {(row.key, row.currency): (row.tickets, row.ticket_revenue, row.concession_revenue,
                                                    row.concession_items, row.sales, row.member_sales)
                          for row in box_office(conn, group=group, sites=None, first=first, last=last)}  # type: ignore[arg-type]
-                assert found == summed(stored["sales_daily"], first, last, key), (group, first, last)
+                assert found == summed(stored[daily], first, last, key), (group, first, last)
             by_film = {key: (value.tickets, value.sales) for key, value in
                        sales_sums(conn, first=first, last=last, sites=frozenset({"site-a"}), by="film").items()}
             assert by_film == {key: (value[0], value[4]) for key, value in summed(
@@ -105,6 +108,10 @@ def test_whole_months_read_the_month_grain_and_answer_as_the_days_do(engine: sa.
                         for (site, hall), value in summed(stored["show_daily"], first, last,
                                                           lambda k: (k[0], k[3])).items()}
             assert shows == expected, (first, last)
+            parts = {row.key: (row.shows, row.tickets) for row in
+                     occupancy(conn, group="daypart", sites=None, first=first, last=last)}
+            assert parts == {part: value[:2] for part, value in summed(stored["show_dayparts"], first, last,
+                                                                        lambda k: k[2]).items()}, (first, last)
     assert any(summed(stored["show_daily"], *RANGES[0], lambda k: k[0]).values())
 
 
@@ -113,8 +120,8 @@ def test_a_rebuild_of_some_days_sums_their_months_again_from_the_daily_rows(engi
     set_zone(engine, "site-b", "America/New_York")  # the stored days of site-b are UTC ones until rebuilt
     rebuild_site(engine, site_id="site-b", first=date(2024, 2, 10), last=date(2024, 3, 5))
     stored = held(engine)
-    for monthly, daily in ((sales_monthly, sales_daily), (show_monthly, show_daily)):
-        assert stored[monthly.name] == by_month(stored[daily.name]), monthly.name  # February and March too
+    for monthly, daily in MONTHS.items():
+        assert stored[monthly] == by_month(stored[daily]), monthly  # February and March too
     rebuild_site(engine, site_id="site-b")
     same(engine)
 
@@ -124,6 +131,6 @@ def test_the_migration_fills_the_months_from_the_daily_rows_already_stored(engin
     expected = held(engine)
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), "0010")
-        assert not sa.inspect(conn).has_table("sales_monthly")
+        assert not any(sa.inspect(conn).has_table(monthly) for monthly in MONTHS)
     migrate(engine)
-    assert held(engine) == expected and expected["sales_monthly"] and expected["show_monthly"]
+    assert held(engine) == expected and all(expected[monthly] for monthly in MONTHS)

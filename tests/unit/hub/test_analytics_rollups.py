@@ -23,15 +23,14 @@ from cloud.cli import main
 from cloud.db.analytics_tables import (
     sales_daily,
     sales_hourly,
-    sales_monthly,
     show_daily,
     show_dayparts,
-    show_monthly,
     show_sales,
     site_dayparts,
     site_hourly,
 )
 from cloud.db.engine import migrate
+from cloud.db.metadata import metadata
 from cloud.db.schema import events, sites
 from cloud.ingest.conflicts import resolve_conflicts
 from cloud.ingest.store import ingest_batch
@@ -45,7 +44,11 @@ NOW = datetime(2025, 3, 30, 12, 0, tzinfo=UTC)
 SHOWS = [None, datetime(2025, 3, 29, 19, 0, tzinfo=UTC), datetime(2025, 3, 29, 22, 30, tzinfo=UTC),
          datetime(2025, 3, 30, 9, 0, tzinfo=UTC)]
 AMOUNT_TABLES = (sales_hourly, sales_daily, site_hourly, site_dayparts, show_sales)
-ALL_TABLES = (*AMOUNT_TABLES, show_daily, show_dayparts, sales_monthly, show_monthly)
+MONTHS = {"sales_monthly": "sales_daily", "site_hours_monthly": "site_hourly",
+          "site_dayparts_monthly": "site_dayparts", "show_monthly": "show_daily",
+          "show_dayparts_monthly": "show_dayparts"}
+"""Each month grain and the daily grain it sums."""
+ALL_TABLES = (*AMOUNT_TABLES, show_daily, show_dayparts, *[metadata.tables[name] for name in MONTHS])
 
 
 def sale(site_id: str, rng: random.Random, number: int) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def brute_force(engine: sa.Engine) -> dict[str, dict[tuple[Any, ...], tuple[int,
             counts[grain(key, value)][0] += 1
             counts[grain(key, value)][1] += value[2]
         result[name] = {key: (value[0], value[1]) for key, value in counts.items()}
-    for monthly, daily in (("sales_monthly", "sales_daily"), ("show_monthly", "show_daily")):
+    for monthly, daily in MONTHS.items():
         result[monthly] = by_month(result.get(daily, {}))
     return result
 
@@ -257,7 +260,7 @@ def test_rebuild_equals_ingest_after_a_time_zone_change_and_replaces_only_the_da
     one_day = {table: {key: value for key, value in rows.items()
                        if (value[0] if table == "show_sales" else key[1]) == date(2025, 3, 29)}
                for table, rows in brute_force(engine).items()}
-    for monthly, daily in (("sales_monthly", "sales_daily"), ("show_monthly", "show_daily")):
+    for monthly, daily in MONTHS.items():
         one_day[monthly] = by_month(one_day[daily])  # March summed again from the one day rebuilt
     assert held(engine) == {table.name: one_day.get(table.name, {}) for table in ALL_TABLES}
     assert any(one_day.values()) and all(key[1] == date(2025, 3, 29) for key in held(engine)["site_dayparts"])
