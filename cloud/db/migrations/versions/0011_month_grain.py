@@ -7,6 +7,8 @@ Revises: 0010
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,8 +19,9 @@ depends_on = None
 
 AMOUNTS = ("tickets", "ticket_revenue", "concession_revenue", "concession_items", "sales", "member_sales")
 SHOW_AMOUNTS = ("shows", "tickets")
-KEYS = {"film": sa.String(120), "hall": sa.String(64), "currency": sa.String(3), "hour": sa.SmallInteger(),
-        "daypart": sa.String(16)}
+KEYS: dict[str, sa.types.TypeEngine[Any]] = {
+    "film": sa.String(120), "hall": sa.String(64), "currency": sa.String(3), "hour": sa.SmallInteger(),
+    "daypart": sa.String(16)}
 GRAINS = (("sales_monthly", "sales_daily", ("film", "hall", "currency"), AMOUNTS),
           ("site_hours_monthly", "site_hourly", ("hour", "currency"), AMOUNTS),
           ("site_dayparts_monthly", "site_dayparts", ("daypart", "currency"), AMOUNTS),
