@@ -1,8 +1,8 @@
 """The month grains beside the daily ones: which rows a range of local days reads, how a batch's daily rows fold
 into months, and how a rebuild sums a site's months from its daily rows again.
 
-A range reads its whole months from `sales_monthly` / `show_monthly` and its other days (at most two runs, before
-the first whole month and after the last) from a daily grain; the caller sums the union. The last 365 days are
+A range reads its whole months from a month grain (`MONTH_GRAINS`) and its other days (at most two runs, before
+the first whole month and after the last) from the daily grain it sums; the caller sums the union. The last 365 days are
 then eleven month rows and 31 day rows per film and hall instead of 365 day rows."""
 
 from __future__ import annotations
