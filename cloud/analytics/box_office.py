@@ -11,7 +11,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from cloud.analytics.dayparts import DAY_PART_NAMES
-from cloud.analytics.grains import ranged, site_in
+from cloud.analytics.grains import ranged
 from cloud.analytics.localtime import site_zones
 from cloud.db.analytics_tables import (
     AMOUNTS,
@@ -22,6 +22,7 @@ from cloud.db.analytics_tables import (
     site_hourly,
     site_hours_monthly,
 )
+from cloud.db.scoping import site_filter
 
 BoxOfficeGroup = Literal["site", "film", "hall", "day", "hour", "daypart", "weekday"]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -95,7 +96,7 @@ def film_days(conn: sa.Connection, *, film: str, sites: frozenset[str] | None, f
     """A film's sums by local day (of the sale) and currency, from `sales_daily`."""
     table = sales_daily
     stmt = (sa.select(table.c.day, table.c.currency, *[sa.func.sum(table.c[name]).label(name) for name in AMOUNTS])
-            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *site_in(table, sites))
+            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, site_filter(table.c.site_id, sites))
             .group_by(table.c.day, table.c.currency).order_by(table.c.day, table.c.currency))
     return [_box_row("day", row) for row in conn.execute(stmt)]
 
@@ -112,7 +113,7 @@ def today_by_site(conn: sa.Connection, *, sites: frozenset[str] | None, now: dat
     stmt = (sa.select(table.c.site_id, table.c.day, table.c.currency,
                       *[sa.func.sum(table.c[name]).label(name)
                         for name in ("tickets", "ticket_revenue", "concession_revenue", "sales")])
-            .where(table.c.day.in_(sorted(set(today.values()))), *site_in(table, sites))
+            .where(table.c.day.in_(sorted(set(today.values()))), site_filter(table.c.site_id, sites))
             .group_by(table.c.site_id, table.c.day, table.c.currency))
     found: dict[str, list[SiteToday]] = {}
     for row in conn.execute(stmt):

@@ -22,9 +22,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.analytics.members_lists import in_sites
 from cloud.db.dialect import insert_or_ignore
 from cloud.db.member_analytics_tables import campaign_effects, member_activity, member_campaigns, member_visits
+from cloud.db.scoping import site_filter
 from cloud.members.accounts import rulebook
 from protocol.calendar import local_day
 from protocol.programme import Campaign
@@ -70,7 +70,7 @@ def compute(conn: sa.Connection, *, campaign: Campaign, tz: str, days: int, site
     reach = (sa.select(member_campaigns.c.member_id).where(member_campaigns.c.campaign_id == campaign.campaign_id)
              .subquery())
     treated = reach.c.member_id.is_not(None)
-    known = sa.and_(a.first_visit < start, in_sites(a.home_site, sites))
+    known = sa.and_(a.first_visit < start, site_filter(a.home_site, sites))
     stratum = sa.case(*[(windows.c.vb == n, n) for n in range(4)], else_=4)
     query = (sa.select(treated.label("treated"), stratum.label("stratum"), sa.func.count(),
                        *(sa.func.sum(column) for column in (windows.c.vb, windows.c.va, windows.c.sb, windows.c.sa)))
@@ -89,7 +89,7 @@ def compute(conn: sa.Connection, *, campaign: Campaign, tz: str, days: int, site
         cell[0] += int(count) - seen
     reached = int(conn.execute(sa.select(sa.func.count()).select_from(
         member_campaigns.join(member_activity, a.member_id == member_campaigns.c.member_id)).where(
-        member_campaigns.c.campaign_id == campaign.campaign_id, in_sites(a.home_site, sites))).scalar() or 0)
+        member_campaigns.c.campaign_id == campaign.campaign_id, site_filter(a.home_site, sites))).scalar() or 0)
     empty = [0, 0, 0, 0, 0]
     strata, weight = [], 0
     sums = {"t_vb": 0.0, "t_va": 0.0, "t_sb": 0.0, "t_sa": 0.0, "c_vb": 0.0, "c_va": 0.0, "c_sb": 0.0, "c_sa": 0.0}

@@ -26,6 +26,7 @@ from cloud.db.analytics_tables import (
     site_hourly,
     site_hours_monthly,
 )
+from cloud.db.scoping import site_filter
 
 K = TypeVar("K", bound=tuple[Any, ...])
 V = TypeVar("V")
@@ -70,10 +71,11 @@ def reads(first: date, last: date, *, daily: sa.Table, monthly: sa.Table | None,
     """The tables that hold `sites`' (None: every site) rows of local days first..last: whole months from
     `monthly`, the other days from `daily` (every day from `daily` when `monthly` is None). One read at least."""
     cut = spans(first, last) if monthly is not None else Spans(((first, last),), None)
-    found: list[Read] = [(daily, [daily.c.day >= a, daily.c.day <= b, *site_in(daily, sites)]) for a, b in cut.days]
+    found: list[Read] = [(daily, [daily.c.day >= a, daily.c.day <= b, site_filter(daily.c.site_id, sites)])
+                         for a, b in cut.days]
     if monthly is not None and cut.months is not None:
         found.append((monthly, [monthly.c.month >= cut.months[0], monthly.c.month <= cut.months[1],
-                                *site_in(monthly, sites)]))
+                                site_filter(monthly.c.site_id, sites)]))
     return found or [(daily, [sa.false()])]  # an empty range: no row
 
 
@@ -93,11 +95,6 @@ def ranged(first: date, last: date, *, daily: sa.Table, monthly: sa.Table | None
     return sa.union_all(*[
         sa.select(*[table.c[name] for name in columns], *[sa.func.sum(table.c[name]).label(name) for name in sums])
         .where(*where).group_by(*[table.c[name] for name in columns]) for table, where in found]).subquery()
-
-
-def site_in(table: sa.Table, sites: frozenset[str] | None) -> list[sa.ColumnElement[bool]]:
-    """The condition keeping `table`'s rows of `sites` (none for None: every site)."""
-    return [] if sites is None else [table.c.site_id.in_(sorted(sites))]
 
 
 def fold_months(rows: Mapping[K, V], *, day_at: int = 1) -> dict[K, list[V]]:

@@ -17,8 +17,9 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.analytics.members_lists import Cursor, MemberLine, in_sites, page, today
+from cloud.analytics.members_lists import Cursor, MemberLine, page, today
 from cloud.db.member_analytics_tables import member_activity
+from cloud.db.scoping import site_filter
 
 ALPHA = 0.3
 """Weight of the newest gap in the usual interval."""
@@ -55,5 +56,5 @@ def churn_list(conn: sa.Connection, *, sites: frozenset[str] | None, limit: int,
                now: datetime) -> tuple[list[MemberLine], Cursor | None]:
     """Members drifting away today, most valuable (spend) first; a page after `before`, and the next cursor."""
     on = today(conn, now)
-    where = [member_activity.c.churn_at <= on, in_sites(member_activity.c.home_site, sites)]
+    where = [member_activity.c.churn_at <= on, site_filter(member_activity.c.home_site, sites)]
     return page(conn, where, member_activity.c.spend, member_activity.c.member_id, limit=limit, before=before, on=on)

@@ -50,11 +50,6 @@ def today(conn: sa.Connection, now: datetime) -> date:
     return local_day(now, running_bundle(conn).timezone)
 
 
-def in_sites(column: sa.ColumnElement[Any], sites: frozenset[str] | None) -> sa.ColumnElement[bool]:
-    """WHERE `column` is one of `sites` (true for None: every site)."""
-    return sa.true() if sites is None else column.in_(sorted(sites))
-
-
 def line_query() -> sa.Select[Any]:
     """Every column a line needs: the member's row (balance, status, tier) with their activity."""
     a = member_activity.c

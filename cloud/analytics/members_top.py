@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from cloud.analytics.members_lists import Cursor, MemberLine, in_sites, page, today
+from cloud.analytics.members_lists import Cursor, MemberLine, page, today
 from cloud.db.member_analytics_tables import member_activity
 from cloud.db.schema import members
+from cloud.db.scoping import site_filter
 
 TopBy = Literal["points", "visits", "balance", "spend"]
 
@@ -32,11 +33,11 @@ def top_members(conn: sa.Connection, *, by: TopBy, sites: frozenset[str] | None,
     on = today(conn, now)
     a = member_activity.c
     if by != "balance":
-        return page(conn, [in_sites(a.home_site, sites)], _BY[by], a.member_id, limit=limit, before=before, on=on)
+        return page(conn, [site_filter(a.home_site, sites)], _BY[by], a.member_id, limit=limit, before=before, on=on)
     if sites is not None:
         # By the balance kept beside the home site (one index range per site; the exact balance is shown): walking
         # every member by balance for one site's few would read most of the chain.
-        return page(conn, [in_sites(a.home_site, sites)], a.balance, a.member_id, limit=limit, before=before, on=on)
+        return page(conn, [site_filter(a.home_site, sites)], a.balance, a.member_id, limit=limit, before=before, on=on)
     # Chain-wide from the members' side: every member has a balance, a sale or not.
     return page(conn, [], members.c.balance, members.c.member_id, limit=limit, before=before, on=on)
 

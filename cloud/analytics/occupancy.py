@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from cloud.analytics.dayparts import DAY_PART_NAMES
-from cloud.analytics.grains import reads, site_in
+from cloud.analytics.grains import reads
 from cloud.db.analytics_tables import (
     halls,
     show_daily,
@@ -24,6 +24,7 @@ from cloud.db.analytics_tables import (
     show_monthly,
     show_sales,
 )
+from cloud.db.scoping import site_filter
 
 OccupancyGroup = Literal["show", "film", "hall", "daypart", "site", "day"]
 
@@ -86,7 +87,7 @@ def film_show_days(conn: sa.Connection, *, film: str, sites: frozenset[str] | No
     stmt = (sa.select(table.c.day, *_measures(table.c.shows, table.c.tickets))
             .select_from(table.outerjoin(halls, sa.and_(halls.c.site_id == table.c.site_id,
                                                         halls.c.hall == table.c.hall)))
-            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, *site_in(table, sites))
+            .where(table.c.film == film, table.c.day >= first, table.c.day <= last, site_filter(table.c.site_id, sites))
             .group_by(table.c.day).order_by(table.c.day))
     return [_row("day", row) for row in conn.execute(stmt)]
 
@@ -102,7 +103,7 @@ def _shows(conn: sa.Connection, *, sites: frozenset[str] | None, first: date, la
     latest = datetime.combine(last + timedelta(days=2), time(0), tzinfo=UTC)
     per_show = (sa.select(*columns, tickets.label("tickets"))
                 .where(table.c.showtime >= earliest, table.c.showtime < latest, table.c.show_day >= first,
-                       table.c.show_day <= last, *site_in(table, sites))
+                       table.c.show_day <= last, site_filter(table.c.site_id, sites))
                 .group_by(*columns).order_by(*columns).limit(limit).subquery())
     stmt = (sa.select(per_show, halls.c.seats)
             .select_from(per_show.outerjoin(halls, sa.and_(halls.c.site_id == per_show.c.site_id,

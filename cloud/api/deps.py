@@ -108,13 +108,6 @@ class Viewer:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(roles)}")
 
 
-def site_filter(column: sa.ColumnElement[Any], sites: frozenset[str] | None) -> sa.ColumnElement[bool]:
-    """A WHERE clause limiting `column` to `sites` (true when None: every site)."""
-    if sites is None:
-        return sa.true()
-    return column.in_(sorted(sites))
-
-
 def viewer_of(identity: Identity, client: str | None) -> Viewer:
     """The viewer an identity makes; 403 for a site manager without sites (they would see nothing)."""
     user = identity.user

@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.analytics.localtime import chain_zone_name, site_zones
-from cloud.api.deps import site_filter
 from cloud.db.analytics_tables import sales_daily
 from cloud.db.schema import events, member_cards
+from cloud.db.scoping import site_filter
 from cloud.db.types import UtcDateTime
 from cloud.fraud.report import masked_card
 from protocol.calendar import start_of_day, zone

@@ -12,9 +12,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from cloud.api.deps import site_filter
 from cloud.db.fraud_tables import staff_activity
 from cloud.db.schema import member_cards, member_ledger, members
+from cloud.db.scoping import site_filter
 from cloud.reports.model import Liability, MemberLine, Members
 from cloud.reports.sales import Sums
 from protocol.rules import RuleBundle

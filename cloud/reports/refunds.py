@@ -7,8 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from cloud.api.deps import site_filter
 from cloud.db.fraud_tables import staff_audit
+from cloud.db.scoping import site_filter
 from cloud.reports.model import RefundLine, Refunds
 from cloud.reports.sales import Sums
 from protocol.staff import SaleRefunded

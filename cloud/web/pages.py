@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse
 
 import cloud
 from cloud.analytics.localtime import site_zones
-from cloud.api.deps import Viewer, site_filter
+from cloud.api.deps import Viewer
 from cloud.db.schema import sites as sites_table
+from cloud.db.scoping import site_filter
 from cloud.db.sites import DeviceView
 from cloud.web.templating import STATIC_DIR, templates
 
