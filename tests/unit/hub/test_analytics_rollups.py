@@ -308,6 +308,12 @@ def test_the_rebuild_command_reports_each_site(tmp_path: Any, monkeypatch: pytes
         same(engine)
         refused = runner.invoke(main, ["analytics", "rebuild", "--site", "nowhere"])
         assert refused.exit_code != 0 and "site nowhere is not registered" in refused.output
+        with engine.begin() as conn:  # a table gone under the hub: one clear line, no traceback
+            conn.execute(sa.text("DROP TABLE sales_monthly"))
+        for command in (["analytics", "rebuild"], ["report", "month", "2025-03", "--output", str(tmp_path / "r.csv")]):
+            broken = runner.invoke(main, command)
+            assert broken.exit_code == 1 and "database error: " in broken.output, broken.output
+            assert "Traceback" not in broken.output and not isinstance(broken.exception, sa.exc.SQLAlchemyError)
     finally:
         engine.dispose()
 
